@@ -1,0 +1,61 @@
+# The README's commands. Every target installs what it needs first.
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+IMAGE ?= adult-income-byoc:latest
+
+.PHONY: help venv system-deps test lint demo down train eda evaluate image bench report lock
+
+help:
+	@echo "make demo   - the local end-to-end demo (container, local InvokeEndpoint, local API Gateway, requests)"
+	@echo "make down   - stop everything 'make demo' started"
+	@echo "make test   - install what is needed and run the whole test suite"
+	@echo "make train  - full training run: CV model selection, evaluation, artifact in model/"
+	@echo "make image  - build the SageMaker container image ($(IMAGE))"
+	@echo "make bench  - serving benchmarks (prints numbers, writes bench/results/*.json)"
+	@echo "make report - build docs/report.pdf from the current artifacts and a real local run"
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	rm -rf .venv
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV_STAMP)
+
+system-deps:
+	bash scripts/system-deps.sh
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	.venv/bin/hadolint --config container/.hadolint.yaml container/Dockerfile
+
+test: venv system-deps lint
+	$(PY) -m pytest
+
+demo: venv system-deps
+	$(PY) -m pipeline local demo
+
+down: venv
+	$(PY) -m pipeline local down
+
+train: venv
+	$(PY) -m pipeline train --output model
+
+eda: venv
+	$(PY) -m pipeline eda
+
+image:
+	docker build -f container/Dockerfile -t $(IMAGE) .
+
+bench: venv system-deps
+	$(PY) bench/run.py
+
+lock:
+	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install -q -r requirements.in
+	{ echo "# Runtime environment shared by training and serving: generated from requirements.in by"; \
+	  echo "# 'make lock'; every transitive dependency pinned. The container installs exactly this file."; \
+	  /tmp/lock-venv/bin/pip freeze; } > requirements.txt

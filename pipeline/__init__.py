@@ -1,0 +1,1 @@
+"""Model development, packaging, deployment and the local cloud for the Adult income endpoint."""
