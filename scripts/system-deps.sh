@@ -5,6 +5,12 @@ set -euo pipefail
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+# report (docs/report): Graphviz for the architecture diagram, poppler for the PDF tests, pango + fonts
+# for WeasyPrint
+command -v dot >/dev/null || need+=(graphviz)
+command -v pdftoppm >/dev/null || need+=(poppler-utils)
+ldconfig -p | grep libpangoft2-1.0.so.0 >/dev/null || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing Debian packages: ${need[*]}"
