@@ -1,0 +1,342 @@
+"""Deployment configuration: ``config/deploy.toml`` plus environment and command-line overrides.
+
+Precedence (lowest first): the TOML file, environment variables ``ADULT_<SECTION>_<KEY>`` (for
+example ``ADULT_ENDPOINT_MODE=serverless``), then explicit overrides (the CLI's
+``--set section.key=value``). Everything is validated up front and every problem is reported at once,
+each naming the key and where its value came from, so a deploy never fails half-way on a typo.
+
+The result is a frozen dataclass tree whose attribute names mirror the TOML; the ``[lambda]`` section
+is ``cfg.lambda_`` because ``lambda`` is a Python keyword.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "deploy.toml"
+ENV_PREFIX = "ADULT_"
+
+# API Gateway's REST integration timeout is 29 s; the Lambda must finish first so the caller gets the
+# Lambda's JSON error rather than the gateway's bare 504.
+API_GATEWAY_TIMEOUT_SECONDS = 29
+# The retention values CloudWatch Logs accepts (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+# A prefix of at most 24 characters keeps every derived name inside AWS's limits (63 for SageMaker
+# names, 64 for IAM roles) with room for the suffixes in pipeline.cloud.names.
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_LAMBDA_RUNTIME = re.compile(r"^python3\.\d+$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``problems`` lists every problem found, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid deploy configuration:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name_prefix: str = "adult-income"
+    region: str = "us-east-1"
+    bucket: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    max_runtime_seconds: int = 3600
+    volume_size_gb: int = 10
+    # Files uploaded to the job's `train` and `test` channels (relative paths are from the repo root).
+    train_data: str = "data/adult.data.gz"
+    test_data: str = "data/adult.test.gz"
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    mode: str = "realtime"
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = 1
+    autoscaling_min: int = 1
+    autoscaling_max: int = 4
+    autoscaling_target_invocations: int = 600
+    serverless_memory_mb: int = 2048
+    serverless_max_concurrency: int = 5
+    # Blue/green updates: how long the new fleet bakes under the rollback alarms before the old one goes.
+    bake_seconds: int = 300
+
+    @property
+    def serverless(self) -> bool:
+        """True when the endpoint runs on SageMaker Serverless Inference instead of instances."""
+        return self.mode == "serverless"
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    memory_mb: int = 512
+    timeout_seconds: int = 28
+    log_retention_days: int = 14
+    runtime: str = "python3.12"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    stage: str = "prod"
+    throttle_rate: float = 50.0
+    throttle_burst: int = 100
+    quota_limit: int = 100000
+    quota_period: str = "DAY"
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """The whole deployment configuration; ``source`` is the file it was read from."""
+
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    lambda_: LambdaConfig = field(default_factory=LambdaConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    source: Path | None = None
+
+    def replace(self, **sections: Any) -> DeployConfig:
+        """A copy with whole sections replaced (tests and callers that tweak one section)."""
+        return dataclasses.replace(self, **sections)
+
+
+# TOML section name -> DeployConfig attribute.
+SECTIONS: dict[str, str] = {
+    "project": "project",
+    "training": "training",
+    "endpoint": "endpoint",
+    "lambda": "lambda_",
+    "api": "api",
+}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> DeployConfig:
+    """Read, override and validate the deploy configuration.
+
+    ``path`` defaults to ``config/deploy.toml`` in the repository. ``overrides`` maps
+    ``"section.key"`` to a value (strings are parsed like environment values). ``environ`` defaults to
+    ``os.environ``. Raises :class:`ConfigError` listing every problem.
+    """
+    source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    environ = os.environ if environ is None else environ
+    try:
+        with source.open("rb") as fh:
+            document = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"configuration file {source} does not exist"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source} is not valid TOML: {exc}"]) from None
+
+    problems: list[str] = []
+    origins: dict[str, str] = {}
+    raw = _layer(document, source, environ, overrides or {}, problems, origins)
+    sections: dict[str, Any] = {}
+    for toml_name, attr in SECTIONS.items():
+        cls = _section_class(attr)
+        sections[attr] = cls(**raw[toml_name])
+    config = DeployConfig(**sections, source=source)
+    problems.extend(_with_origins(problem, origins) for problem in validate(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Split a CLI ``section.key=value`` override; raises ConfigError on a malformed one."""
+    key, sep, value = text.partition("=")
+    if not sep or "." not in key:
+        raise ConfigError([f"override {text!r} is not of the form section.key=value"])
+    return key.strip(), value
+
+
+def _section_class(attr: str) -> type:
+    return get_type_hints(DeployConfig)[attr]
+
+
+def _layer(
+    document: Mapping[str, Any],
+    source: Path,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, object],
+    problems: list[str],
+    origins: dict[str, str],
+) -> dict[str, dict[str, Any]]:
+    """Merge file, environment and overrides into typed values per section, collecting problems."""
+    for section in document:
+        if section not in SECTIONS:
+            problems.append(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+    raw: dict[str, dict[str, Any]] = {}
+    for toml_name, attr in SECTIONS.items():
+        cls = _section_class(attr)
+        hints = get_type_hints(cls)
+        table = document.get(toml_name, {})
+        if not isinstance(table, dict):
+            problems.append(f"{source}: [{toml_name}] must be a table")
+            table = {}
+        for key in table:
+            if key not in hints:
+                problems.append(f"{source}: unknown key {toml_name}.{key} (known: {', '.join(hints)})")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            typ = hints[f.name]
+            value, origin = f.default, "default"
+            if f.name in table:
+                value, origin = table[f.name], str(source)
+            env_name = f"{ENV_PREFIX}{toml_name.upper()}_{f.name.upper()}"
+            if env_name in environ:
+                value, origin = environ[env_name], env_name
+            dotted = f"{toml_name}.{f.name}"
+            if dotted in overrides:
+                value, origin = overrides[dotted], "--set"
+            values[f.name] = _coerce(dotted, value, typ, origin, problems, f.default)
+            if origin != str(source) and origin != "default":
+                origins[dotted] = origin
+        raw[toml_name] = values
+    known = {f"{t}.{f.name}" for t, a in SECTIONS.items() for f in fields(_section_class(a))}
+    for dotted in overrides:
+        if dotted not in known:
+            problems.append(f"override {dotted}: unknown key")
+    return raw
+
+
+def _coerce(dotted: str, value: object, typ: type, origin: str, problems: list[str], default: Any) -> Any:
+    """Convert ``value`` to ``typ`` (strings from env/CLI are parsed); on failure record and use default."""
+    try:
+        if typ is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value.strip()
+        if typ is int:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, str):
+                return int(value.strip())
+            if isinstance(value, int):
+                return value
+            raise TypeError
+        if typ is float:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, str):
+                return float(value.strip())
+            if isinstance(value, int | float):
+                return float(value)
+            raise TypeError
+    except (TypeError, ValueError):
+        problems.append(f"{dotted} must be {_TYPE_WORDS[typ]}, got {value!r} (from {origin})")
+        return default
+    raise AssertionError(f"unsupported config type {typ} for {dotted}")  # a programming error
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number"}
+
+
+def _with_origins(problem: str, origins: Mapping[str, str]) -> str:
+    """Append where overridden values in ``problem`` came from, so an env typo is easy to find."""
+    sources = [f"{key} from {origin}" for key, origin in origins.items() if key in problem]
+    return f"{problem} ({'; '.join(sources)})" if sources else problem
+
+
+def validate(config: DeployConfig) -> list[str]:
+    """Semantic checks across keys; returns the list of problems (empty when valid)."""
+    p: list[str] = []
+    proj, tr, ep, lm, api = config.project, config.training, config.endpoint, config.lambda_, config.api
+
+    if not _NAME_PREFIX.match(proj.name_prefix):
+        p.append(
+            f"project.name_prefix {proj.name_prefix!r} must be 3-24 characters of lower-case letters, digits "
+            "and '-', starting with a letter and not ending with '-'"
+        )
+    if not _REGION.match(proj.region):
+        p.append(f"project.region {proj.region!r} is not an AWS region name such as 'us-east-1'")
+    if proj.bucket and (not _BUCKET.match(proj.bucket) or ".." in proj.bucket):
+        p.append(f"project.bucket {proj.bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+
+    for name, itype in (
+        ("training.instance_type", tr.instance_type),
+        ("endpoint.instance_type", ep.instance_type),
+    ):
+        if not _INSTANCE_TYPE.match(itype):
+            p.append(f"{name} {itype!r} is not a SageMaker instance type such as 'ml.m5.large'")
+    _range(p, "training.instance_count", tr.instance_count, 1, 100)
+    _range(p, "training.max_runtime_seconds", tr.max_runtime_seconds, 60, 28 * 24 * 3600)
+    _range(p, "training.volume_size_gb", tr.volume_size_gb, 1, 16384)
+    if not tr.train_data:
+        p.append("training.train_data must name a data file")
+
+    if ep.mode not in ("realtime", "serverless"):
+        p.append(f"endpoint.mode {ep.mode!r} must be 'realtime' or 'serverless'")
+    _range(p, "endpoint.initial_instance_count", ep.initial_instance_count, 1, 100)
+    _range(p, "endpoint.autoscaling_min", ep.autoscaling_min, 1, 100)
+    _range(p, "endpoint.autoscaling_max", ep.autoscaling_max, 1, 100)
+    if ep.autoscaling_min > ep.autoscaling_max:
+        p.append(
+            f"endpoint.autoscaling_min ({ep.autoscaling_min}) must not exceed "
+            f"endpoint.autoscaling_max ({ep.autoscaling_max})"
+        )
+    elif not ep.autoscaling_min <= ep.initial_instance_count <= ep.autoscaling_max:
+        p.append(
+            f"endpoint.initial_instance_count ({ep.initial_instance_count}) must lie between "
+            f"autoscaling_min ({ep.autoscaling_min}) and autoscaling_max ({ep.autoscaling_max})"
+        )
+    _range(p, "endpoint.autoscaling_target_invocations", ep.autoscaling_target_invocations, 1, 1_000_000)
+    if ep.serverless_memory_mb not in range(1024, 6145, 1024):
+        p.append(
+            f"endpoint.serverless_memory_mb ({ep.serverless_memory_mb}) must be one of 1024, 2048, 3072, "
+            "4096, 5120, 6144"
+        )
+    _range(p, "endpoint.serverless_max_concurrency", ep.serverless_max_concurrency, 1, 200)
+    _range(p, "endpoint.bake_seconds", ep.bake_seconds, 0, 3600)
+
+    _range(p, "lambda.memory_mb", lm.memory_mb, 128, 10240)
+    if lm.timeout_seconds >= API_GATEWAY_TIMEOUT_SECONDS or lm.timeout_seconds < 3:
+        p.append(
+            f"lambda.timeout_seconds ({lm.timeout_seconds}) must be between 3 and "
+            f"{API_GATEWAY_TIMEOUT_SECONDS - 1}: API Gateway stops waiting after "
+            f"{API_GATEWAY_TIMEOUT_SECONDS} s"
+        )
+    if lm.log_retention_days not in LOG_RETENTION_DAYS:
+        p.append(
+            f"lambda.log_retention_days ({lm.log_retention_days}) must be a value CloudWatch accepts: "
+            + ", ".join(map(str, LOG_RETENTION_DAYS))
+        )
+    if not _LAMBDA_RUNTIME.match(lm.runtime):
+        p.append(f"lambda.runtime {lm.runtime!r} must be a Python runtime such as 'python3.12'")
+
+    if not _STAGE.match(api.stage):
+        p.append(f"api.stage {api.stage!r} must be 1-128 of letters, digits, '-' and '_'")
+    if not api.throttle_rate > 0:
+        p.append(f"api.throttle_rate ({api.throttle_rate}) must be greater than 0 requests per second")
+    _range(p, "api.throttle_burst", api.throttle_burst, 1, 5000)
+    _range(p, "api.quota_limit", api.quota_limit, 1, 2**31 - 1)
+    if api.quota_period not in ("DAY", "WEEK", "MONTH"):
+        p.append(f"api.quota_period {api.quota_period!r} must be DAY, WEEK or MONTH")
+    return p
+
+
+def _range(problems: list[str], name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        problems.append(f"{name} ({value}) must be between {low} and {high}")
