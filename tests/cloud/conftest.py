@@ -1,0 +1,53 @@
+"""Fixtures for the cloud tests: fake AWS credentials only, moto, and the fake SageMaker runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test see real credentials, profiles or endpoint overrides from the machine."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+        "AWS_ENDPOINT_URL_SAGEMAKER",
+        "ENDPOINT_NAME",
+        "MAX_PAYLOAD_MB",
+        "ALLOWED_CONTENT_TYPES",
+        "INVOKE_CONNECT_TIMEOUT_S",
+        "INVOKE_READ_TIMEOUT_S",
+        "INVOKE_MAX_ATTEMPTS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name in list(__import__("os").environ):
+        if name.startswith("ADULT_"):
+            monkeypatch.delenv(name)
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="session")
+def fake_runtime_server() -> Iterator[object]:
+    """One loopback fake InvokeEndpoint server for the session (stopped at the end)."""
+    from fake_sagemaker_runtime import start
+
+    server, runtime = start()
+    try:
+        yield runtime
+    finally:
+        server.shutdown()
+        server.server_close()
