@@ -1,0 +1,54 @@
+"""Gunicorn configuration for the model server; every value comes from inference.settings.
+
+``serve`` runs ``gunicorn -c gunicorn.conf.py wsgi:app`` with ``SERVE_RUN_DIR`` set. Sync workers:
+scoring is CPU-bound and nginx buffers slow clients, so one request per worker process is right.
+"""
+
+import gc
+import os
+
+from inference.request_log import log_event
+from inference.settings import load_settings
+
+_settings = load_settings()
+
+bind = f"unix:{_settings.gunicorn_socket}"
+# The socket is 0777, but only its run directory's owner and group (nginx's workers) can reach it.
+umask = 0o000
+workers = _settings.workers
+worker_class = "sync"
+timeout = _settings.gunicorn_timeout_s
+graceful_timeout = max(1, int(_settings.shutdown_grace_s))
+keepalive = 2
+preload_app = True  # load the model once in the master; workers share it copy-on-write
+accesslog = None  # the app writes one JSON line per request instead
+errorlog = "-"
+loglevel = _settings.log_level
+proc_name = "model-server"
+capture_output = False
+control_socket_disable = True  # gunicorn >= 25 would otherwise create ~/.gunicorn/gunicorn.ctl
+# Heartbeat files on tmpfs: a disk-backed /tmp (Docker's overlay) can stall them and kill workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else str(_settings.run_dir)
+
+
+def pre_fork(server, worker):
+    """Move everything allocated so far (the model) out of the GC's reach before forking.
+
+    Otherwise the first collection in each worker touches every object header and copy-on-write
+    duplicates the model's pages in every worker.
+    """
+    gc.freeze()
+
+
+def post_fork(server, worker):
+    """Pin native thread pools to one thread in this worker (the environment did it at load time;
+    threadpoolctl also covers pools a library creates later)."""
+    from threadpoolctl import threadpool_limits
+
+    worker.thread_limits = threadpool_limits(limits=1)
+    log_event("info", "worker_started", worker_pid=worker.pid)
+
+
+def worker_abort(worker):
+    """Called when the master kills a worker for exceeding the timeout (SIGABRT)."""
+    log_event("error", "worker_timeout", worker_pid=worker.pid, timeout_seconds=timeout)

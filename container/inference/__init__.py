@@ -1,0 +1,1 @@
+"""The SageMaker serving application: HTTP layer, validation and the scoring engine interface."""

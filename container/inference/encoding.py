@@ -1,0 +1,55 @@
+"""Predictions to response bodies: JSON (default), CSV and JSON Lines.
+
+Every prediction carries the label (positive when P(>50K) >= the artifact's threshold) and the
+probability of the positive class, in request order:
+
+* ``application/json``: ``{"predictions": [{"label": ">50K", "probability": 0.8123}, ...]}``
+  (a list even for a single record, so one client path handles both);
+* ``text/csv``: one ``label,probability`` line per record, no header (Batch Transform joins output
+  lines to input lines one to one);
+* ``application/jsonlines``: one ``{"label": ..., "probability": ...}`` object per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from inference.content_types import CSV, JSON, JSONLINES
+
+
+@dataclass(frozen=True)
+class Labeller:
+    """Turns probabilities into labels with the artifact's decision threshold."""
+
+    threshold: float
+    positive_label: str
+    negative_label: str
+
+    def labels(self, probabilities: np.ndarray) -> list[str]:
+        return [self.positive_label if p >= self.threshold else self.negative_label for p in probabilities]
+
+
+def encode(probabilities: np.ndarray, labeller: Labeller, media_type: str) -> bytes:
+    """The response body for ``probabilities`` in ``media_type`` (one of the OUTPUT_TYPES)."""
+    probs = [float(p) for p in probabilities]
+    labels = labeller.labels(probabilities)
+    if media_type == JSON:
+        predictions = [{"label": lab, "probability": p} for lab, p in zip(labels, probs, strict=True)]
+        return orjson.dumps({"predictions": predictions})
+    if media_type == JSONLINES:
+        lines = [orjson.dumps({"label": lab, "probability": p}) for lab, p in zip(labels, probs, strict=True)]
+        return b"\n".join(lines) + b"\n"
+    if media_type == CSV:
+        cells = {lab: _csv_cell(lab) for lab in set(labels)}
+        return "".join(f"{cells[lab]},{p!r}\n" for lab, p in zip(labels, probs, strict=True)).encode()
+    raise ValueError(f"no encoder for {media_type!r}")  # negotiation only yields the types above
+
+
+def _csv_cell(text: str) -> str:
+    """Quote a CSV cell only when it needs it (the schema's labels ">50K"/"<=50K" never do)."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
