@@ -1,0 +1,1 @@
+"""The project report: ``python -m docs.report`` builds docs/report.pdf from the current artifacts."""

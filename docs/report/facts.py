@@ -1,0 +1,379 @@
+"""Collect every fact the report states from the project's artifacts into the template's context.
+
+Sources: ``model/manifest.json`` (model, threshold, data sizes, CV and test metrics), ``docs/evaluation``
+(figures and JSON outputs), ``docs/eda`` (figures and summary), the schema inside the manifest, the deploy
+configuration, and the recorded terminal captures. Numbers are formatted here, in one place
+(:func:`fmt_metric`), so the tests can check that the PDF shows exactly the manifest's values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import narrative, paths
+from .capture import Capture, load_all
+from .diagram import DiagramSettings
+from .terminal import render_session
+
+METRIC_NAMES = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC (average precision)",
+    "log_loss": "log loss",
+    "f1": "F1 (>50K)",
+    "precision": "precision (>50K)",
+    "recall": "recall (>50K)",
+    "accuracy": "accuracy",
+}
+SHORT_METRIC_NAMES = {**METRIC_NAMES, "pr_auc": "PR AUC", "f1": "F1"}
+MODEL_NAMES = {
+    "logistic_regression": "logistic regression",
+    "random_forest": "random forest",
+    "hist_gradient_boosting": "histogram gradient boosting",
+}
+HEADLINE = ("roc_auc", "pr_auc", "f1", "accuracy")
+CV_COLUMNS = ("roc_auc", "pr_auc", "log_loss", "f1", "accuracy")
+GROUP_COLUMNS = (
+    ("n", "rows"),
+    ("positive_rate", "base rate"),
+    ("selection_rate", "predicted >50K"),
+    ("true_positive_rate", "TPR"),
+    ("false_positive_rate", "FPR"),
+    ("roc_auc", "ROC AUC"),
+)
+
+
+class ReportInputError(RuntimeError):
+    """An input the report needs is missing or malformed (the message says which and how to make it)."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An image file and its caption."""
+
+    path: Path
+    caption: str
+
+
+def fmt_metric(value: float | None) -> str:
+    """How every metric appears in the report: four decimals (``n/a`` for a missing value)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def fmt_count(value: int) -> str:
+    """Row counts with thousands separators."""
+    return f"{value:,}"
+
+
+def fmt_percent(value: float) -> str:
+    """Rates as percentages with one decimal."""
+    return f"{100 * value:.1f}%"
+
+
+def read_manifest(path: Path = paths.MANIFEST) -> dict[str, Any]:
+    """The released model's manifest; a clear error when it has not been produced yet."""
+    if not path.is_file():
+        raise ReportInputError(f"{path} does not exist: run 'make train' to produce the released model first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _require(mapping: dict[str, Any], *keys: str) -> Any:
+    value: Any = mapping
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise ReportInputError(
+                f"manifest.json has no '{'.'.join(keys[: depth + 1])}' (is the artifact complete?)"
+            )
+        value = value[key]
+    return value
+
+
+def model_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Name, estimator, threshold and provenance of the released model."""
+    model = _require(manifest, "model")
+    name = model["name"]
+    params = model.get("searched_params") or {}
+    estimator = MODEL_NAMES.get(name, name.replace("_", " "))
+    if params:
+        estimator += " (" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+    else:
+        estimator += " with default hyperparameters"
+    volatile = manifest.get("volatile", {})
+    sha = (manifest.get("artifact_files") or {}).get("model.joblib", "")
+    return {
+        "name": name,
+        "display_name": MODEL_NAMES.get(name, name),
+        "estimator_text": estimator,
+        "estimator_class": model.get("estimator", ""),
+        "threshold": fmt_metric(_require(manifest, "threshold")),
+        "threshold_rule": manifest.get("threshold_rule", ""),
+        "mode": _require(manifest, "training", "mode"),
+        "cv_folds": _require(manifest, "training", "config", "cv_folds"),
+        "trained_at": volatile.get("created_utc", "unknown time"),
+        "sha256_short": sha[:12] or "n/a",
+        "sklearn_version": manifest.get("library_versions", {}).get("scikit-learn", "?"),
+        "steps": model.get("pipeline_steps", []),
+    }
+
+
+def data_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Sizes and class balance of the training and test splits, from the manifest."""
+    data = _require(manifest, "training", "data")
+    schema = _require(manifest, "schema")
+    train, test = data["train"], data.get("test") or {"rows": 0, "positive_rate": 0.0}
+    optional = [f["name"] for f in schema["features"] if f.get("optional")]
+    return {
+        "train_rows_text": fmt_count(train["rows"]),
+        "test_rows_text": fmt_count(test["rows"]),
+        "positive_rate_text": fmt_percent(train["positive_rate"]),
+        "test_positive_rate_text": fmt_percent(test["positive_rate"]),
+        "positive_label": schema["positive_label"],
+        "negative_label": schema["negative_label"],
+        "missing_columns_text": ", ".join(optional) or "no column",
+    }
+
+
+def feature_rows(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per model input feature (from the schema stored in the manifest)."""
+    rows = []
+    for f in _require(manifest, "schema", "features"):
+        if f["kind"] == "numeric":
+            domain = f"{f['minimum']:,.0f} to {f['maximum']:,.0f}"
+        else:
+            cats = f["categories"]
+            shown = ", ".join(cats[:4]) + (", ..." if len(cats) > 4 else "")
+            domain = f"{len(cats)} categories ({shown})"
+        rows.append(
+            {
+                "name": f["name"],
+                "kind": f["kind"],
+                "description": f["description"],
+                "domain": domain,
+                "optional": "yes" if f.get("optional") else "no",
+            }
+        )
+    return rows
+
+
+def candidate_tables(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cross-validation results: one row per candidate family, plus the tuned configuration if any."""
+    cv = _require(manifest, "metrics", "cv")
+    chosen = manifest["metrics"].get("chosen")
+    if not cv:  # a quick run has no model selection to show
+        return []
+    rows = []
+    for name, summary in cv.items():
+        rows.append(
+            {
+                "label": MODEL_NAMES.get(name, name) + " (defaults)",
+                "cells": [_mean_std(summary[m]) for m in CV_COLUMNS],
+                "selected": bool(chosen and chosen["name"] == name and not chosen["params"]),
+            }
+        )
+    if chosen and chosen["params"]:
+        params = ", ".join(f"{k}={v}" for k, v in sorted(chosen["params"].items()))
+        rows.append(
+            {
+                "label": f"{MODEL_NAMES.get(chosen['name'], chosen['name'])}, tuned ({params})",
+                "cells": [_mean_std(chosen["cv"][m]) for m in CV_COLUMNS],
+                "selected": True,
+            }
+        )
+    folds = _require(manifest, "training", "config", "cv_folds")
+    return [
+        {
+            "corner": f"candidate ({folds}-fold CV, mean ± sd)",
+            "columns": [SHORT_METRIC_NAMES[m] for m in CV_COLUMNS],
+            "rows": rows,
+            "caption": "Cross-validated on the training split only, the same seeded stratified folds for "
+            "every candidate, preprocessing refitted inside each fold; thresholded metrics at 0.5. "
+            "Highlighted: the configuration released.",
+        }
+    ]
+
+
+def _mean_std(entry: dict[str, float]) -> str:
+    return f"{fmt_metric(entry['mean'])} ± {fmt_metric(entry['std'])}"
+
+
+def test_tables(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Held-out test metrics at the chosen threshold and at 0.5, plus per-group metrics."""
+    metrics = _require(manifest, "metrics")
+    test = metrics.get("test")
+    if not test:
+        raise ReportInputError(
+            "manifest.json has no test metrics: the released model must be scored on adult.test"
+        )
+    threshold = fmt_metric(manifest["threshold"])
+    at_half = metrics.get("test_at_0_5") or {}
+    columns = [f"at threshold {threshold}"] + (["at 0.5"] if at_half else [])
+    rows = [
+        {
+            "label": METRIC_NAMES.get(m, m),
+            "cells": [fmt_metric(test[m])] + ([fmt_metric(at_half.get(m))] if at_half else []),
+            "selected": False,
+        }
+        for m in test
+    ]
+    tables = [
+        {
+            "corner": "test metric",
+            "columns": columns,
+            "rows": rows,
+            "caption": "Scored once on adult.test (never used for fitting, selection or the threshold). "
+            "ROC AUC, PR AUC and log loss do not depend on the threshold.",
+        }
+    ]
+    for column, groups in (metrics.get("test_by_group") or {}).items():
+        tables.append(
+            {
+                "corner": f"by {column}",
+                "columns": [label for _, label in GROUP_COLUMNS],
+                "rows": [
+                    {
+                        "label": group,
+                        "cells": [
+                            fmt_count(int(values[k])) if k == "n" else fmt_metric(values.get(k))
+                            for k, _ in GROUP_COLUMNS
+                        ],
+                        "selected": False,
+                    }
+                    for group, values in groups.items()
+                ],
+                "caption": f"Test metrics per {column} group at threshold {threshold} (a fairness view: the "
+                "model is not adjusted per group).",
+            }
+        )
+    return tables
+
+
+def headline(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """The executive summary's key numbers."""
+    test = manifest["metrics"]["test"]
+    kpis = [{"name": f"test {METRIC_NAMES[m]}", "value": fmt_metric(test[m])} for m in HEADLINE]
+    kpis.append({"name": "decision threshold", "value": fmt_metric(manifest["threshold"])})
+    return kpis
+
+
+def figures(directory: Path, captions: dict[str, str]) -> list[Figure]:
+    """Every PNG in ``directory``, in the order of ``captions`` first, then by name."""
+    found = {p.stem: p for p in sorted(directory.glob("*.png"))}
+    order = [s for s in captions if s in found] + [s for s in found if s not in captions]
+    return [Figure(found[s], captions.get(s, s.replace("_", " ").replace("-", " "))) for s in order]
+
+
+def evaluation_json(directory: Path = paths.EVALUATION_DIR) -> dict[str, Any]:
+    """All JSON outputs of the evaluation, keyed by file stem."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+
+
+def eda_summary(directory: Path = paths.EDA_DIR) -> str:
+    """The first paragraph of the EDA summary (plain text), if the EDA has been run."""
+    summary = directory / "summary.md"
+    if not summary.is_file():
+        return ""
+    paragraphs = [p.strip() for p in summary.read_text().split("\n\n")]
+    body = [p for p in paragraphs if p and not p.startswith(("#", "|", "!", "-", "*", "```"))]
+    return " ".join(body[:1]).replace("\n", " ")
+
+
+def select_captures(captures_root: Path) -> tuple[str, list[Capture]]:
+    """The captures to show: an AWS run's (``cloud/``) when there is one, else the local run's."""
+    cloud = load_all(captures_root / "cloud")
+    if cloud:
+        return "AWS", cloud
+    local = load_all(captures_root / "local")
+    if not local:
+        raise ReportInputError(
+            f"no terminal captures in {captures_root}/local: run 'make report' (it records them from a real "
+            "local run) instead of passing --no-capture"
+        )
+    return "LOCAL", local
+
+
+def screenshots(captures: list[Capture], where: str, directory: Path) -> list[dict[str, Any]]:
+    """Render each capture to a PNG and describe it for the template."""
+    shots = []
+    for c in captures:
+        title = f"{where} run · {c.title} · {c.recorded_at}"
+        png = render_session(c.steps, title, directory / f"{where.lower()}-{c.name}.png")
+        caption = f"{c.title}. Real output recorded {c.recorded_at} on {c.host} ({where} run)."
+        if c.notes:
+            caption += " " + c.notes
+        shots.append({"png": png, "title": c.title, "caption": caption})
+    return shots
+
+
+def git_commit() -> str:
+    """The short commit the report was generated from (``+dirty`` if tracked files differ)."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(paths.ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha
+
+
+def collect(
+    *,
+    settings: DiagramSettings,
+    captures_root: Path,
+    architecture_png: Path,
+    local_architecture_png: Path,
+    screenshot_dir: Path,
+    manifest_path: Path = paths.MANIFEST,
+    evaluation_dir: Path = paths.EVALUATION_DIR,
+    eda_dir: Path = paths.EDA_DIR,
+) -> dict[str, Any]:
+    """The complete template context."""
+    manifest = read_manifest(manifest_path)
+    where, captures = select_captures(captures_root)
+    model = model_facts(manifest)
+    cv = manifest["metrics"].get("cv") or {}
+    return {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "css": paths.TEMPLATES / "report.css",
+        "model": model,
+        "data": data_facts(manifest),
+        "candidates": {"count": len(cv)},
+        "headline": headline(manifest),
+        "features": feature_rows(manifest),
+        "dropped": _require(manifest, "schema").get("dropped_columns", {}),
+        "tables": {"candidates": candidate_tables(manifest), "test": test_tables(manifest)},
+        "eda": {"summary": eda_summary(eda_dir), "figures": figures(eda_dir, narrative.EDA_CAPTIONS)},
+        "evaluation": {
+            "figures": figures(evaluation_dir, narrative.EVALUATION_CAPTIONS),
+            "json": evaluation_json(evaluation_dir),
+        },
+        "architecture": {
+            "aws": Figure(architecture_png, narrative.AWS_DIAGRAM_CAPTION),
+            "local": Figure(local_architecture_png, narrative.LOCAL_DIAGRAM_CAPTION),
+        },
+        "settings": {
+            "throttle_rate": f"{settings.throttle_rate:g}",
+            "throttle_burst": settings.throttle_burst,
+            "quota": settings.quota,
+        },
+        "services": narrative.services(settings),
+        "captures": screenshots(captures, where, screenshot_dir),
+        "run": narrative.run_label(where),
+        "preprocessing_text": narrative.preprocessing_text(manifest),
+        "training_text": narrative.training_text(manifest),
+        "local_text": narrative.LOCAL_TEXT,
+        "challenges": narrative.CHALLENGES,
+        "conclusion_text": narrative.conclusion_text(manifest, where),
+        "future_work": narrative.FUTURE_WORK,
+    }
