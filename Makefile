@@ -4,7 +4,7 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 IMAGE ?= adult-income-byoc:latest
 
-.PHONY: help venv system-deps test lint demo down train eda evaluate image bench report lock
+.PHONY: help venv system-deps test lint demo down train eda evaluate image bench report notebooks lock
 
 help:
 	@echo "make demo   - the local end-to-end demo (container, local InvokeEndpoint, local API Gateway, requests)"
@@ -14,6 +14,7 @@ help:
 	@echo "make image  - build the SageMaker container image ($(IMAGE))"
 	@echo "make bench  - serving benchmarks (prints numbers, writes bench/results/*.json)"
 	@echo "make report - build docs/report.pdf from the current artifacts and a real local run"
+	@echo "make notebooks - execute notebooks/*.ipynb in place (local cloud path) and save their outputs"
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt
 	rm -rf .venv
@@ -52,6 +53,12 @@ image:
 
 bench: venv system-deps
 	$(PY) bench/run.py
+
+report: venv system-deps
+	$(PY) -m docs.report
+
+notebooks: venv system-deps
+	$(PY) -m docs.report.notebooks
 
 lock:
 	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
