@@ -39,7 +39,7 @@ PALETTE = {
 PALETTE.update({code + 60: colour for code, colour in PALETTE.items()})
 
 _SGR = re.compile(r"\x1b\[([0-9;]*)m")
-_OTHER_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+_OTHER_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-ln-z]|\x1b\][^\x07]*\x07|\r")
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def render_session(
 
     rows = _session_rows(steps, prompt, columns)
     longest = max((sum(len(s.text) for s in row) for row in rows), default=0)
-    width = int(pad * 2 + char_w * max(longest, 60))
+    width = int(pad * 2 + char_w * max(longest, 80))
     height = bar_h + pad * 2 + line_h * len(rows)
 
     image = Image.new("RGB", (width, height), BACKGROUND)

@@ -1,0 +1,112 @@
+"""The report's building blocks: captures, terminal rendering, capture selection, diagrams, formatting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from docs.report import capture, diagram, facts, narrative, terminal
+
+
+def test_recorder_keeps_real_output_and_exit_status(tmp_path: Path) -> None:
+    recorder = capture.Recorder(cwd=tmp_path)
+    ok = recorder.run("echo hello; echo oops >&2")
+    failed = recorder.run("exit 3")
+    assert ok.output == "hello\noops\n" and ok.exit_code == 0
+    assert failed.exit_code == 3
+    saved = capture.save(recorder.capture("01_x", "X", "LOCAL"), tmp_path)
+    again = capture.Capture.from_file(saved)
+    assert [s.command for s in again.steps] == ["echo hello; echo oops >&2", "exit 3"]
+    assert recorder.steps == []  # capture() starts a fresh session
+
+
+def test_recorder_scrubs_secrets_passed_by_environment(tmp_path: Path) -> None:
+    secret = "s3cr3t-key-value-123"
+    recorder = capture.Recorder(cwd=tmp_path, env={"API_KEY": secret}, secrets=[secret])
+    step = recorder.run('echo "key is $API_KEY"')
+    assert secret not in step.output
+    assert step.output == f"key is {capture.REDACTED}\n"
+    assert "$API_KEY" in step.command
+
+
+def test_recorder_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    step = capture.Recorder(cwd=tmp_path).run("echo started; sleep 5", timeout=0.5)
+    assert step.exit_code == 124
+    assert "timed out" in step.output
+
+
+def test_ansi_colours_and_bold_become_spans() -> None:
+    spans = terminal.parse_ansi("plain \x1b[1;31mred bold\x1b[0m back\x1b[2K")
+    assert [s.text for s in spans] == ["plain ", "red bold", " back"]
+    assert spans[1].bold and spans[1].colour == terminal.PALETTE[31]
+    assert not spans[2].bold and spans[2].colour == terminal.FOREGROUND
+
+
+def test_terminal_png_grows_with_content_and_marks_cut_output(tmp_path: Path) -> None:
+    short = terminal.render_session([terminal.Step("echo hi", "hi\n")], "LOCAL run", tmp_path / "a.png")
+    long_output = "\n".join(f"line {i}" for i in range(terminal.MAX_OUTPUT_LINES + 10))
+    tall = terminal.render_session([terminal.Step("seq", long_output, 1)], "LOCAL run", tmp_path / "b.png")
+    with Image.open(short) as a, Image.open(tall) as b:
+        assert b.height > a.height * 5
+        assert a.width >= 1000  # readable when scaled to the page width
+    rows = terminal._session_rows([terminal.Step("seq", long_output, 1)], "$ ", terminal.COLUMNS)
+    texts = ["".join(s.text for s in row) for row in rows]
+    assert "... 10 more lines (full text in the capture file)" in texts
+    assert texts[-1] == "[exit status 1]"
+
+
+def _write_capture(directory: Path, name: str) -> None:
+    recorder = capture.Recorder(cwd=directory)
+    recorder.run("true")
+    capture.save(recorder.capture(name, name, "LOCAL"), directory)
+
+
+def test_cloud_captures_win_over_local_ones(tmp_path: Path) -> None:
+    (tmp_path / "local").mkdir()
+    _write_capture(tmp_path / "local", "01_local")
+    assert facts.select_captures(tmp_path)[0] == "LOCAL"
+    (tmp_path / "cloud").mkdir()
+    _write_capture(tmp_path / "cloud", "01_cloud")
+    where, chosen = facts.select_captures(tmp_path)
+    assert where == "AWS" and [c.name for c in chosen] == ["01_cloud"]
+
+
+def test_missing_captures_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(facts.ReportInputError, match="no terminal captures"):
+        facts.select_captures(tmp_path)
+
+
+def test_local_wording_never_claims_an_aws_deployment() -> None:
+    local = " ".join(narrative.run_label("LOCAL").values())
+    assert "No AWS deployment was made" in local
+    assert "recorded against a real AWS deployment" not in local
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(facts.ReportInputError, match="run 'make train'"):
+        facts.read_manifest(tmp_path / "manifest.json")
+
+
+def test_incomplete_manifest_names_the_missing_key(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"model": {"name": "x"}}))
+    with pytest.raises(facts.ReportInputError, match="'threshold'"):
+        facts.model_facts(facts.read_manifest(path))
+
+
+def test_metric_format_is_four_decimals() -> None:
+    assert facts.fmt_metric(0.912345) == "0.9123"
+    assert facts.fmt_metric(None) == "n/a"
+    assert facts.fmt_count(32561) == "32,561"
+
+
+def test_architecture_diagram_is_drawn_with_config_values(tmp_path: Path) -> None:
+    settings = diagram.settings_from_config()
+    png = diagram.draw_aws_architecture(tmp_path / "arch.png", settings)
+    with Image.open(png) as image:
+        assert image.width > 1000 and image.height > 600
+    local = diagram.draw_local_architecture(tmp_path / "local.png")
+    assert local.stat().st_size > 10_000
