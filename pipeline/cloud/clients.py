@@ -1,0 +1,76 @@
+"""boto3 clients for one region, created lazily and shared by every step of a command.
+
+Endpoints come from botocore's usual sources, so ``AWS_ENDPOINT_URL`` (moto, LocalStack) and the
+service-specific ``AWS_ENDPOINT_URL_<SERVICE>`` variables work without code changes.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Control-plane calls: retry throttling a little harder than the default, with jitter (standard mode).
+_CONTROL_PLANE = Config(
+    retries={"mode": "standard", "max_attempts": 6}, user_agent_extra="adult-income-deploy"
+)
+
+
+class Clients:
+    """One boto3 session and its clients; pass ``session`` to control credentials or event hooks."""
+
+    def __init__(self, region: str, session: boto3.Session | None = None) -> None:
+        self.region = region
+        self.session = session or boto3.Session(region_name=region)
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=self.region, config=_CONTROL_PLANE)
+
+    @cached_property
+    def s3(self) -> Any:
+        return self.client("s3")
+
+    @cached_property
+    def ecr(self) -> Any:
+        return self.client("ecr")
+
+    @cached_property
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    @cached_property
+    def sagemaker(self) -> Any:
+        return self.client("sagemaker")
+
+    @cached_property
+    def autoscaling(self) -> Any:
+        return self.client("application-autoscaling")
+
+    @cached_property
+    def cloudwatch(self) -> Any:
+        return self.client("cloudwatch")
+
+    @cached_property
+    def lambda_(self) -> Any:
+        return self.client("lambda")
+
+    @cached_property
+    def logs(self) -> Any:
+        return self.client("logs")
+
+    @cached_property
+    def apigateway(self) -> Any:
+        return self.client("apigateway")
+
+    @cached_property
+    def account_id(self) -> str:
+        """The caller's account id (STS GetCallerIdentity)."""
+        return self.client("sts").get_caller_identity()["Account"]
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""

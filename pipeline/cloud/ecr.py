@@ -1,0 +1,146 @@
+"""The ECR repository and the container image: build for linux/amd64, tag by content, push.
+
+The tag is a digest of the files the image is built from, so an unchanged tree maps to a tag that is
+already in ECR and deploy skips the build and push entirely (the repository's tags are immutable).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.cloud.clients import error_code
+from pipeline.cloud.names import Names
+from pipeline.cloud.progress import Progress
+from pipeline.cloud.shell import CommandRunner
+
+DOCKERFILE = "container/Dockerfile"
+PLATFORM = "linux/amd64"  # SageMaker runs x86_64 images only; an arm64 build fails with "exec format error"
+# What the build context contains (mirrors .dockerignore): these paths minus the excluded ones.
+_CONTEXT_PATHS = ("requirements.txt", "container", "pipeline", "data")
+_EXCLUDED_DIRS = ("pipeline/cloud", "pipeline/local")
+_KEEP_IMAGES = 10
+
+
+def source_tag(repo_root: Path) -> str:
+    """``src-<12 hex>``: a digest of every file in the image's build context."""
+    digest = hashlib.sha256()
+    for path in sorted(_context_files(repo_root)):
+        rel = path.relative_to(repo_root).as_posix()
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return "src-" + digest.hexdigest()[:12]
+
+
+def _context_files(repo_root: Path) -> Iterator[Path]:
+    for top in _CONTEXT_PATHS:
+        base = repo_root / top
+        candidates = [base] if base.is_file() else (p for p in base.rglob("*") if p.is_file())
+        for path in candidates:
+            rel = path.relative_to(repo_root).as_posix()
+            if "__pycache__" in rel or rel.endswith(".pyc"):
+                continue
+            if any(rel == d or rel.startswith(d + "/") for d in _EXCLUDED_DIRS):
+                continue
+            yield path
+
+
+def ensure_repository(ecr: Any, names: Names, progress: Progress) -> str:
+    """Create the repository if needed (scan on push, immutable tags, lifecycle); returns its URI."""
+    try:
+        repo = ecr.describe_repositories(repositoryNames=[names.repository])["repositories"][0]
+        progress.detail(f"repository {names.repository} exists")
+    except Exception as exc:
+        if error_code(exc) != "RepositoryNotFoundException":
+            raise
+        repo = ecr.create_repository(
+            repositoryName=names.repository,
+            imageTagMutability="IMMUTABLE",
+            imageScanningConfiguration={"scanOnPush": True},
+            encryptionConfiguration={"encryptionType": "AES256"},
+            tags=names.tag_list(),
+        )["repository"]
+        progress.detail(f"created repository {names.repository}")
+    if _lifecycle_policy_text(ecr, names.repository) != json.loads(lifecycle_policy()):
+        ecr.put_lifecycle_policy(repositoryName=names.repository, lifecyclePolicyText=lifecycle_policy())
+    return repo["repositoryUri"]
+
+
+def _lifecycle_policy_text(ecr: Any, repository: str) -> Any:
+    try:
+        return json.loads(ecr.get_lifecycle_policy(repositoryName=repository)["lifecyclePolicyText"])
+    except Exception as exc:
+        if error_code(exc) == "LifecyclePolicyNotFoundException":
+            return None
+        raise
+
+
+def lifecycle_policy() -> str:
+    """Keep the newest images only, so old builds do not accumulate storage cost."""
+    rule = {
+        "rulePriority": 1,
+        "description": f"keep the newest {_KEEP_IMAGES} images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": _KEEP_IMAGES},
+        "action": {"type": "expire"},
+    }
+    return json.dumps({"rules": [rule]})
+
+
+def image_exists(ecr: Any, repository: str, tag: str) -> bool:
+    try:
+        return bool(
+            ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])["imageDetails"]
+        )
+    except Exception as exc:
+        if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return False
+        raise
+
+
+def build_commands(image_uri: str, registry: str, user: str = "AWS") -> list[list[str]]:
+    """The exact docker commands, in order: build for linux/amd64, log in (password on stdin), push."""
+    return [
+        ["docker", "build", "--platform", PLATFORM, "-f", DOCKERFILE, "-t", image_uri, "."],
+        ["docker", "login", "--username", user, "--password-stdin", registry],
+        ["docker", "push", image_uri],
+    ]
+
+
+def build_and_push(
+    ecr: Any, runner: CommandRunner, repo_root: Path, repository_uri: str, tag: str, progress: Progress
+) -> str:
+    """Build and push ``repository_uri:tag`` unless ECR already has it; returns the image URI."""
+    image_uri = f"{repository_uri}:{tag}"
+    if image_exists(ecr, repository_uri.split("/", 1)[1], tag):
+        progress.detail(f"image {image_uri} already in ECR (sources unchanged): not rebuilding")
+        return image_uri
+    user, password, registry = registry_login(ecr)
+    build, login, push = build_commands(image_uri, registry, user)
+    progress.detail(f"building {image_uri} for {PLATFORM}")
+    runner.run(build, cwd=repo_root)
+    runner.run(login, cwd=repo_root, stdin=password.encode())
+    progress.detail("pushing")
+    runner.run(push, cwd=repo_root)
+    return image_uri
+
+
+def registry_login(ecr: Any) -> tuple[str, str, str]:
+    """(user, password, registry host) from ECR's authorization token."""
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    registry = data["proxyEndpoint"].removeprefix("https://")
+    return user, password, registry
+
+
+def delete_repository(ecr: Any, names: Names) -> bool:
+    """Delete the repository and its images; False if it did not exist."""
+    try:
+        ecr.delete_repository(repositoryName=names.repository, force=True)
+        return True
+    except Exception as exc:
+        if error_code(exc) == "RepositoryNotFoundException":
+            return False
+        raise

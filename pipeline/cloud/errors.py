@@ -1,0 +1,27 @@
+"""Typed failures of the cloud commands; the CLI maps each to a message and an exit status."""
+
+from __future__ import annotations
+
+
+class CloudError(RuntimeError):
+    """A deployment step failed; the message says what and what to do about it."""
+
+
+class CommandFailed(CloudError):
+    """An external command (docker) exited non-zero."""
+
+
+class TrainingJobFailed(CloudError):
+    """The SageMaker training job ended Failed or Stopped; carries SageMaker's FailureReason."""
+
+    def __init__(self, job_name: str, status: str, reason: str) -> None:
+        self.job_name, self.status, self.reason = job_name, status, reason
+        super().__init__(f"training job {job_name} {status.lower()}: {reason or '(no reason given)'}")
+
+
+class EndpointUpdateFailed(CloudError):
+    """The endpoint did not reach InService with the new configuration (failed or rolled back)."""
+
+
+class NotDeployed(CloudError):
+    """A command needs a resource that deploy has not created (yet)."""

@@ -1,0 +1,131 @@
+"""``python -m pipeline status``: what exists, the endpoint's state, and the URL. Read-only calls only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.cloud import apigateway, autoscaling, endpoint, keys, lambda_function, s3
+from pipeline.cloud.clients import Clients, error_code
+from pipeline.cloud.config import DeployConfig
+from pipeline.cloud.names import names_for
+
+
+def gather(config: DeployConfig, clients: Clients) -> dict[str, Any]:
+    """A JSON-friendly description of every resource deploy manages (None where absent)."""
+    names = names_for(config, clients.account_id)
+    report: dict[str, Any] = {"account": names.account_id, "region": names.region, "prefix": names.prefix}
+
+    report["roles"] = {
+        role: _role_exists(clients, role) for role in (names.sagemaker_role, names.lambda_role)
+    }
+    report["repository"] = _repository(clients, names.repository)
+    report["bucket"] = names.bucket if s3.bucket_exists(clients.s3, names.bucket) else None
+
+    described = endpoint.describe_endpoint(clients.sagemaker, names.endpoint)
+    if described:
+        variants = described.get("ProductionVariants") or [{}]
+        report["endpoint"] = {
+            "name": names.endpoint,
+            "status": described["EndpointStatus"],
+            "config": described["EndpointConfigName"],
+            "instances": variants[0].get("CurrentInstanceCount"),
+            "serverless": variants[0].get("CurrentServerlessConfig"),
+            "failure_reason": described.get("FailureReason"),
+        }
+    else:
+        report["endpoint"] = None
+    target, policy = autoscaling.current(clients.autoscaling, names)
+    report["autoscaling"] = (
+        {"min": target["MinCapacity"], "max": target["MaxCapacity"], "policy": bool(policy)}
+        if target
+        else None
+    )
+    try:
+        function = clients.lambda_.get_function(FunctionName=names.function)["Configuration"]
+        report["function"] = {
+            "name": names.function,
+            "state": function.get("State"),
+            "timeout": function.get("Timeout"),
+            "memory": function.get("MemorySize"),
+        }
+    except Exception as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        report["function"] = None
+    report["log_group"] = bool(lambda_function.find_log_group(clients.logs, names.function_log_group))
+
+    api = apigateway.find_rest_api(clients.apigateway, names.api)
+    report["api"] = {"id": api["id"], "url": names.invoke_url(api["id"]) + "/predict"} if api else None
+    plan = apigateway.find_usage_plan(clients.apigateway, names.usage_plan)
+    if plan:
+        report["usage_plan"] = {
+            "id": plan["id"],
+            "throttle": plan.get("throttle"),
+            "quota": plan.get("quota"),
+            "stages": [f"{s['apiId']}:{s['stage']}" for s in plan.get("apiStages", [])],
+            "keys": keys.list_keys(clients.apigateway, plan["id"]),
+        }
+    else:
+        report["usage_plan"] = None
+    return report
+
+
+def _role_exists(clients: Clients, role: str) -> bool:
+    try:
+        clients.iam.get_role(RoleName=role)
+        return True
+    except Exception as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        raise
+
+
+def _repository(clients: Clients, name: str) -> dict[str, Any] | None:
+    try:
+        repo = clients.ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except Exception as exc:
+        if error_code(exc) == "RepositoryNotFoundException":
+            return None
+        raise
+    images = clients.ecr.describe_images(repositoryName=name).get("imageDetails", [])
+    return {"uri": repo["repositoryUri"], "images": len(images)}
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    """Human-readable lines for ``report``."""
+    lines = [f"account {report['account']}, region {report['region']}, prefix {report['prefix']}"]
+
+    def row(label: str, value: object) -> None:
+        lines.append(f"  {label:<14} {value if value not in (None, False) else 'absent'}")
+
+    row("roles", ", ".join(f"{r} ({'ok' if ok else 'absent'})" for r, ok in report["roles"].items()))
+    repo = report["repository"]
+    row("repository", repo and f"{repo['uri']} ({repo['images']} images)")
+    row("bucket", report["bucket"])
+    ep = report["endpoint"]
+    if ep:
+        size = f"serverless {ep['serverless']}" if ep["serverless"] else f"{ep['instances']} instance(s)"
+        detail = f"{ep['name']}: {ep['status']}, {ep['config']}, {size}"
+        if ep["failure_reason"]:
+            detail += f" - {ep['failure_reason']}"
+        row("endpoint", detail)
+    else:
+        row("endpoint", None)
+    scaling = report["autoscaling"]
+    row("autoscaling", scaling and f"{scaling['min']}-{scaling['max']} instances")
+    fn = report["function"]
+    row("lambda", fn and f"{fn['name']}: {fn['state']}, {fn['timeout']} s, {fn['memory']} MB")
+    row("api", report["api"] and report["api"]["url"])
+    plan = report["usage_plan"]
+    if plan:
+        throttle, quota = plan["throttle"] or {}, plan["quota"] or {}
+        row(
+            "usage plan",
+            f"{throttle.get('rateLimit')} req/s burst {throttle.get('burstLimit')}, "
+            f"{quota.get('limit')}/{str(quota.get('period', '')).lower()}, "
+            f"stages {', '.join(plan['stages'])}",
+        )
+        row("api keys", ", ".join(f"{k['name']} ({k['id']})" for k in plan["keys"]) or "none")
+    else:
+        row("usage plan", None)
+    return lines
