@@ -68,6 +68,9 @@ class TrainingResult:
     model_card: str
     threshold: float
     test_proba: np.ndarray | None = None
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    onnx_model: bytes | None = None  # the exported graph, when it passed the ONNX parity gate
     candidates: list[CVResult] = field(default_factory=list)
     search: SearchResult | None = None
     chosen: CVResult | None = None
@@ -160,9 +163,17 @@ def train_model(
             + f" (threshold {threshold:.4f}, {len(test.y)} rows)"
         )
 
+    # ONNX export + parity gate (pipeline/onnx_export.py): decides the manifest's "engine".
+    from pipeline.onnx_export import export_with_parity_gate
+
+    start = time.perf_counter()
+    schema = schema_from_training(train)
+    onnx = export_with_parity_gate(pipeline, schema, threshold, test.frame if test is not None else None)
+    durations["onnx_export"] = time.perf_counter() - start
+    progress(f"engine: {onnx.engine} ({onnx.reason})")
     manifest = json_ready(
         {
-            "engine": "sklearn",
+            **onnx.manifest_fields(),
             "model": {
                 "name": name,
                 "estimator": _qualified_name(estimator),
@@ -174,7 +185,7 @@ def train_model(
             "threshold_rule": rule,
             "positive_label": SCHEMA.positive_label,
             "negative_label": SCHEMA.negative_label,
-            "schema": schema_from_training(train).to_dict(),
+            "schema": schema.to_dict(),
             "training": {
                 "mode": "quick" if config.quick else "full",
                 "config": {**asdict(config), "candidates": list(config.candidates)},
@@ -194,6 +205,9 @@ def train_model(
         model_card=card,
         threshold=threshold,
         test_proba=test_proba,
+        train_labels=train.y,
+        test_labels=test.y if test is not None else None,
+        onnx_model=onnx.model_bytes,
         candidates=candidates,
         search=searched,
         chosen=chosen,
@@ -276,6 +290,7 @@ def config_from_options(
     search_iterations: int | None = None,
     candidates: str | list[str] | tuple[str, ...] | None = None,
     random_state: int | None = None,
+    n_jobs: int | None = None,
 ) -> TrainingConfig:
     """A validated :class:`TrainingConfig` (``None`` = default); ValueError names a bad option."""
     from pipeline.models import canonical_name
@@ -283,7 +298,12 @@ def config_from_options(
     default = TrainingConfig()
     if isinstance(candidates, str):
         candidates = [c for c in candidates.split(",") if c.strip()]
-    names = tuple(dict.fromkeys(canonical_name(c) for c in candidates)) if candidates else default.candidates
+    try:
+        names = (
+            tuple(dict.fromkeys(canonical_name(c) for c in candidates)) if candidates else default.candidates
+        )
+    except ValueError as exc:
+        raise ValueError(f"candidates: {exc}") from None
     if candidates is not None and not names:
         raise ValueError("candidates: give at least one model family")
     config = TrainingConfig(
@@ -295,6 +315,7 @@ def config_from_options(
         search_iterations=default.search_iterations if search_iterations is None else search_iterations,
         candidates=names,
         random_state=default.random_state if random_state is None else random_state,
+        n_jobs=default.n_jobs if n_jobs is None else n_jobs,
     )
     if not 2 <= config.cv_folds <= 20:
         raise ValueError(f"cv_folds must be between 2 and 20, got {config.cv_folds}")
@@ -302,6 +323,8 @@ def config_from_options(
         raise ValueError(f"search_budget_seconds must be >= 0, got {config.search_budget_seconds:g}")
     if not 0 <= config.search_iterations <= 100:
         raise ValueError(f"search_iterations must be between 0 and 100, got {config.search_iterations}")
+    if not 1 <= config.n_jobs <= 64:
+        raise ValueError(f"n_jobs must be between 1 and 64, got {config.n_jobs}")
     if not 0 <= config.random_state < 2**32:
         raise ValueError(f"random_state must be between 0 and 2**32 - 1, got {config.random_state}")
     return config
@@ -334,6 +357,11 @@ def train_to_directory(
         progress(f"test data: {len(test.y)} rows ({', '.join(test.sources)})")
     result = train_model(train, test, config, progress)
     manifest = write_artifact(
-        Path(model_dir), result.pipeline, result.manifest, result.model_card, overwrite=overwrite
+        Path(model_dir),
+        result.pipeline,
+        result.manifest,
+        result.model_card,
+        overwrite=overwrite,
+        onnx_model=result.onnx_model,
     )
     return result, manifest

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write <DIR>/model.tar.gz and <DIR>/manifest.json (the committed release is model/)",
     )
     train.add_argument("--overwrite", action="store_true", help="replace an existing artifact in --output")
-    train.add_argument("--cv-folds", type=int, default=5)
+    train.add_argument("--cv-folds", type=int, default=None, help="cross-validation folds (default 5)")
     train.add_argument(
         "--search-budget", type=float, default=None, help="seconds for the hyperparameter search"
     )
@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--candidates", default=None, help="comma list, e.g. lr,rf,hgb (default all three)")
     train.add_argument("--random-state", type=int, default=None)
+    train.add_argument("--n-jobs", type=int, default=None, help="processes for CV folds (default 2)")
     train.set_defaults(func=_train)
 
     evaluate = subparsers.add_parser(
@@ -99,6 +100,7 @@ def _train(args: argparse.Namespace) -> int:
             search_iterations=args.search_iterations,
             candidates=args.candidates,
             random_state=args.random_state,
+            n_jobs=args.n_jobs,
         )
         progress = Progress()
         test = None if args.no_test else (args.test or [DEFAULT_TEST])
