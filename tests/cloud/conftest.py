@@ -51,3 +51,14 @@ def fake_runtime_server() -> Iterator[object]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """moto in-process (Lambda without Docker), plus the shims in moto_shims; yields the shims."""
+    from moto import mock_aws
+    from moto_shims import install
+
+    shims = install(monkeypatch)
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield shims

@@ -1,0 +1,94 @@
+"""Test-only extensions of moto 5.2 where it lacks what the deploy uses (see shared moto-coverage §8.1).
+
+* ``UpdateEndpoint`` is not implemented in moto: added here. It switches the endpoint to the new
+  config as SageMaker does after a successful blue/green update, records the request (so tests can
+  assert the DeploymentConfig), and can simulate an automatic rollback.
+* Training jobs never run in moto: a botocore hook writes the ``model.tar.gz`` a real job would
+  leave at its S3ModelArtifacts path, and ``fail_next_training_job`` makes the next job end Failed
+  with a FailureReason (what SageMaker copies from /opt/ml/output/failure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class MotoShims:
+    update_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Set to a reason to make the next UpdateEndpoint roll back instead of switching config.
+    rollback_reason: str | None = None
+    # Set to a reason to make the next CreateTrainingJob end Failed with it.
+    training_failure: str | None = None
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> MotoShims:
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    shims = MotoShims()
+
+    def update_endpoint(self: Any) -> ActionResult:
+        backend = self.sagemaker_backend
+        name = self._get_param("EndpointName")
+        if name not in backend.endpoints:
+            raise ValidationError(message=f"Could not find endpoint '{name}'.")
+        endpoint = backend.endpoints[name]
+        config_name = self._get_param("EndpointConfigName")
+        config = backend.describe_endpoint_config(config_name)  # raises for an unknown config
+        shims.update_calls.append(
+            {
+                "EndpointName": name,
+                "EndpointConfigName": config_name,
+                "DeploymentConfig": self._get_param("DeploymentConfig"),
+                "RetainAllVariantProperties": self._get_param("RetainAllVariantProperties"),
+            }
+        )
+        if shims.rollback_reason:
+            endpoint.failure_reason = shims.rollback_reason
+            shims.rollback_reason = None
+        else:
+            endpoint.endpoint_config_name = config_name
+            endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+            endpoint.data_capture_config = config.get("DataCaptureConfig", {})
+        endpoint.last_modified_time = utcnow()
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    original_create = SageMakerModelBackend.create_training_job
+
+    def create_training_job(self: Any, *args: Any, **kwargs: Any) -> Any:
+        job = original_create(self, *args, **kwargs)
+        if shims.training_failure:
+            job.training_job_status = "Failed"
+            job.secondary_status = "Failed"
+            job.failure_reason = shims.training_failure
+            shims.training_failure = None
+        return job
+
+    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+    monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_training_job)
+    return shims
+
+
+def write_artifacts_like_a_training_job(session: Any) -> None:
+    """Register a hook on ``session``: after CreateTrainingJob, put model.tar.gz where the job would."""
+
+    def after_create(http_response: Any, parsed: Any, model: Any, **kwargs: Any) -> None:
+        client = session.client("sagemaker", region_name="us-east-1")
+        for summary in client.list_training_jobs()["TrainingJobSummaries"]:
+            job = client.describe_training_job(TrainingJobName=summary["TrainingJobName"])
+            if job["TrainingJobStatus"] != "Completed":
+                continue
+            uri = job["ModelArtifacts"]["S3ModelArtifacts"]
+            bucket, key = uri[5:].split("/", 1)
+            session.client("s3", region_name="us-east-1").put_object(
+                Bucket=bucket, Key=key, Body=b"model.tar.gz"
+            )
+
+    session.events.register("after-call.sagemaker.CreateTrainingJob", after_create)
