@@ -269,7 +269,7 @@ def test_new_image_updates_the_model_without_touching_autoscaling(stack: Stack, 
 def test_rolled_back_update_is_reported(stack: Stack, aws) -> None:
     stack.deploy()
     aws.rollback_reason = "Alarm adult-income-invocation-5xx fired during baking"
-    with pytest.raises(EndpointUpdateFailed, match="rolled back.*invocation-5xx"):
+    with pytest.raises(EndpointUpdateFailed, match=r"rolled back.*invocation-5xx"):
         stack.deploy(stack.config(endpoint__initial_instance_count="2"))
 
 
@@ -300,7 +300,7 @@ def test_serverless_mode(stack: Stack, aws) -> None:
 
 def test_switching_realtime_to_serverless_is_refused_with_a_clear_message(stack: Stack, aws) -> None:
     stack.deploy()
-    with pytest.raises(CloudError, match="cannot switch it to serverless in place.*teardown"):
+    with pytest.raises(CloudError, match=r"cannot switch it to serverless in place.*teardown"):
         stack.deploy(stack.config(endpoint__mode="serverless"))
     assert aws.update_calls == []
 
@@ -342,11 +342,11 @@ def test_training_job_is_rerun_when_data_changes_and_reused_otherwise(stack: Sta
 
 def test_model_data_outside_the_project_prefix_is_refused(stack: Stack) -> None:
     with pytest.raises(
-        CloudError, match="must be under s3://adult-income-123456789012-us-east-1/adult-income/"
+        CloudError, match=r"must be under s3://adult-income-123456789012-us-east-1/adult-income/"
     ):
         stack.deploy(model_data="s3://someone-else/model.tar.gz")
 
 
 def test_missing_training_file_is_a_clear_error(stack: Stack, tmp_path) -> None:
-    with pytest.raises(CloudError, match="training.train_data .*nope.csv does not exist"):
+    with pytest.raises(CloudError, match=r"training.train_data .*nope.csv does not exist"):
         stack.deploy(stack.config(training__train_data=str(tmp_path / "nope.csv")))
