@@ -14,8 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.artifact import Artifact, ArtifactError, load_artifact
-from pipeline.features import to_model_frame
+from pipeline.artifact import Artifact, ArtifactError, load_artifact, read_manifest
 from pipeline.schema import CategoricalFeature, NumericFeature, Schema
 
 
@@ -49,16 +48,35 @@ class SklearnEngine:
         self._positive = _positive_index(artifact.pipeline, artifact.schema)
 
     def predict_proba(self, columns: Mapping[str, Sequence[object]]) -> np.ndarray:
+        from pipeline.features import to_model_frame  # pandas: only sklearn-engine workers load it
+
         frame = to_model_frame(columns, self.schema)
         return np.asarray(self._pipeline.predict_proba(frame)[:, self._positive], dtype=np.float64)
 
 
-def load_engine(model_dir: Path) -> Engine:
+def load_engine(model_dir: Path, engine: str | None = None) -> Engine:
     """Load and verify the artifact in ``model_dir`` (read-only) and wrap it in an engine.
 
-    Raises ArtifactError (missing, corrupt, wrong version) or EngineError (unusable classifier).
+    The engine is the manifest's ``engine`` unless ``engine`` (default: the ``MODEL_SERVER_ENGINE``
+    setting) forces ``sklearn`` or ``onnx``. When the manifest chose ONNX but its graph cannot be
+    loaded, the sklearn engine serves instead (logged). Raises ArtifactError (missing, corrupt,
+    wrong version) or EngineError (unusable classifier, or a forced ONNX engine that cannot load).
     """
-    return SklearnEngine(load_artifact(Path(model_dir)))
+    from inference.onnx_engine import OnnxEngine, OnnxEngineError, choose_engine
+    from inference.settings import load_settings
+
+    model_dir = Path(model_dir)
+    forced = engine if engine is not None else load_settings().engine
+    if choose_engine(read_manifest(model_dir), forced) == "onnx":
+        try:
+            return OnnxEngine.load(model_dir)
+        except OnnxEngineError as exc:
+            if forced == "onnx":
+                raise EngineError(f"MODEL_SERVER_ENGINE=onnx, but {exc}") from exc
+            from inference.request_log import log_event
+
+            log_event("warning", "onnx_engine_fallback", reason=str(exc), engine="sklearn")
+    return SklearnEngine(load_artifact(model_dir))
 
 
 def self_check(engine: Engine) -> None:

@@ -18,6 +18,7 @@ before any native library (numpy, OpenMP) is loaded.
 | ``SERVE_SCORING_CHUNK_ROWS`` | ``4096`` | rows per engine call (the deadline is checked between calls) |
 | ``SERVE_SHUTDOWN_GRACE`` | ``25`` | seconds to drain after SIGTERM (SageMaker kills at 30) |
 | ``SERVE_LOG_LEVEL`` | ``info`` | gunicorn's log level (alias ``SAGEMAKER_CONTAINER_LOG_LEVEL``) |
+| ``MODEL_SERVER_ENGINE`` | ``auto`` | ``auto`` (the manifest's ``engine``), or force ``sklearn`` / ``onnx`` |
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Settings:
     scoring_chunk_rows: int
     shutdown_grace_s: float
     log_level: str
+    engine: str = "auto"
 
     @property
     def max_payload_bytes(self) -> int:
@@ -114,7 +116,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scoring_chunk_rows=_int(env, ("SERVE_SCORING_CHUNK_ROWS",), "4096", low=1, high=1_000_000),
         shutdown_grace_s=float(_int(env, ("SERVE_SHUTDOWN_GRACE",), "25", low=0, high=3600)),
         log_level=log_level,
+        engine=_engine(env),
     )
+
+
+ENGINE_CHOICES = ("auto", "sklearn", "onnx")
+
+
+def _engine(env: Mapping[str, str]) -> str:
+    """MODEL_SERVER_ENGINE: which scoring engine to run (see inference.onnx_engine.choose_engine)."""
+    value = (env.get("MODEL_SERVER_ENGINE") or "auto").strip().lower()
+    if value not in ENGINE_CHOICES:
+        raise SettingsError(f"MODEL_SERVER_ENGINE={value!r} must be one of {', '.join(ENGINE_CHOICES)}")
+    return value
 
 
 def _int(env: Mapping[str, str], names: tuple[str, ...], default: str, *, low: int, high: int) -> int:
