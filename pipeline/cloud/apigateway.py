@@ -205,7 +205,7 @@ def _plan_patch(
     ops: list[dict[str, str]] = []
     have_throttle = plan.get("throttle") or {}
     if float(have_throttle.get("rateLimit", -1)) != throttle["rateLimit"]:
-        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": str(throttle["rateLimit"])})
+        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
     if int(have_throttle.get("burstLimit", -1)) != throttle["burstLimit"]:
         ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
     have_quota = plan.get("quota") or {}

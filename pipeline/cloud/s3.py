@@ -116,6 +116,10 @@ def is_ours(s3: Any, names: Names) -> bool:
     return {"Key": "project", "Value": names.prefix} in tags
 
 
+def has_objects(s3: Any, bucket: str, prefix: str) -> bool:
+    return s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0) > 0
+
+
 def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
     """Delete every object (and version) under ``prefix``; returns how many were deleted."""
     deleted = 0

@@ -53,8 +53,10 @@ def inventory(config: DeployConfig, clients: Clients) -> list[tuple[str, str]]:
         if error_code(exc) != "RepositoryNotFoundException":
             raise
     if s3.bucket_exists(clients.s3, names.bucket):
-        what = "S3 bucket" if s3.is_ours(clients.s3, names) else f"S3 objects under {names.s3_prefix}/ in"
-        found.append((what, names.bucket))
+        if s3.is_ours(clients.s3, names):
+            found.append(("S3 bucket", names.bucket))
+        elif s3.has_objects(clients.s3, names.bucket, names.s3_prefix + "/"):
+            found.append((f"S3 objects under {names.s3_prefix}/ in", names.bucket))
     for role in (names.sagemaker_role, names.lambda_role):
         try:
             clients.iam.get_role(RoleName=role)

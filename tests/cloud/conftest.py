@@ -14,6 +14,7 @@ FAKE_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_CONFIG_FILE": "/nonexistent/aws-config",
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",  # never look for instance credentials off loopback
 }
 
 
