@@ -115,7 +115,7 @@ def export_with_parity_gate(
     threshold: float,
     holdout: Mapping[str, Sequence[object]] | Any | None,
     *,
-    tolerance: float = PARITY_MAX_ABS_DIFF,
+    tolerance: float | None = None,
 ) -> OnnxExport:
     """Convert ``pipeline`` and gate it; never raises for a conversion or parity failure.
 
@@ -124,6 +124,7 @@ def export_with_parity_gate(
     ``engine="onnx"`` and the graph bytes when the gate passes, else ``engine="sklearn"``, no bytes
     and the reason.
     """
+    tolerance = PARITY_MAX_ABS_DIFF if tolerance is None else tolerance
     details: dict[str, Any] = {"versions": _export_versions()}
     if holdout is None:
         reason = "ONNX export refused: no held-out data was given to check parity on"
