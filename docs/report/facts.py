@@ -58,6 +58,14 @@ class Figure:
     path: Path
     caption: str
 
+    @property
+    def layout(self) -> str:
+        """``full`` for wide, detailed figures (readable only at page width), else ``half``."""
+        from PIL import Image
+
+        with Image.open(self.path) as image:
+            return "full" if image.width >= 800 else "half"
+
 
 def fmt_metric(value: float | None) -> str:
     """How every metric appears in the report: four decimals (``n/a`` for a missing value)."""
@@ -274,14 +282,23 @@ def evaluation_json(directory: Path = paths.EVALUATION_DIR) -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
 
 
-def eda_summary(directory: Path = paths.EDA_DIR) -> str:
-    """The first paragraph of the EDA summary (plain text), if the EDA has been run."""
+def eda_findings_html(directory: Path = paths.EDA_DIR) -> str:
+    """The "findings and decisions" list of ``docs/eda/summary.md`` as HTML ("" before the EDA has run).
+
+    The summary's numbers are computed by ``pipeline/eda.py``; the report only converts its Markdown.
+    """
+    import markdown
+
     summary = directory / "summary.md"
     if not summary.is_file():
         return ""
-    paragraphs = [p.strip() for p in summary.read_text().split("\n\n")]
-    body = [p for p in paragraphs if p and not p.startswith(("#", "|", "!", "-", "*", "```"))]
-    return " ".join(body[:1]).replace("\n", " ")
+    text = summary.read_text(encoding="utf-8")
+    start = text.find("## Findings")
+    if start < 0:
+        return ""
+    body = text[start:].split("\n", 1)[1]
+    end = body.find("\n## ")
+    return markdown.markdown(body if end < 0 else body[:end])
 
 
 def select_captures(captures_root: Path) -> tuple[str, list[Capture]]:
@@ -353,7 +370,7 @@ def collect(
         "features": feature_rows(manifest),
         "dropped": _require(manifest, "schema").get("dropped_columns", {}),
         "tables": {"candidates": candidate_tables(manifest), "test": test_tables(manifest)},
-        "eda": {"summary": eda_summary(eda_dir), "figures": figures(eda_dir, narrative.EDA_CAPTIONS)},
+        "eda": {"findings": eda_findings_html(eda_dir), "figures": figures(eda_dir, narrative.EDA_CAPTIONS)},
         "evaluation": {
             "figures": figures(evaluation_dir, narrative.EVALUATION_CAPTIONS),
             "json": evaluation_json(evaluation_dir),

@@ -10,8 +10,22 @@ from typing import Any
 
 from .diagram import DiagramSettings
 
-EDA_CAPTIONS: dict[str, str] = {}
-EVALUATION_CAPTIONS: dict[str, str] = {}
+EDA_CAPTIONS: dict[str, str] = {
+    "class_balance": "Class balance in the training and test files.",
+    "missingness": "Missing values per column, and the >50K rate with and without a value.",
+    "numeric_by_class": "Numeric features by class (capital gains and losses on a log1p scale).",
+    "categorical_rates": ">50K rate per category (most frequent levels) for each categorical feature.",
+    "associations": "Pairwise association between columns and with the target "
+    "(Cramér's V / correlation ratio / correlation).",
+}
+EVALUATION_CAPTIONS: dict[str, str] = {
+    "cv_roc_pr": "Out-of-fold ROC and precision-recall curves of every candidate (training split, CV).",
+    "roc_curve": "ROC curve of the released model on the test set; the red dot marks the decision threshold.",
+    "pr_curve": "Precision-recall curve on the test set, the red dot is the operating point at the "
+    "threshold.",
+    "confusion_matrix": "Confusion matrix on the test set at the decision threshold.",
+    "calibration": "Calibration on the test set: predicted probability against the observed >50K rate.",
+}
 
 AWS_DIAGRAM_CAPTION = (
     "AWS deployment created by 'python -m pipeline deploy'. Request path (top): client, API Gateway, Lambda, "

@@ -73,7 +73,7 @@ def test_images_are_embedded_and_large_enough_to_read(built_report: BuiltReport)
     assert len(images) >= expected, f"{len(images)} images embedded, expected at least {expected}"
     for row in images:
         width = int(row[3])
-        assert width >= 600, f"an embedded image is only {width} px wide: too small to read when printed"
+        assert width >= 500, f"an embedded image is only {width} px wide: too small to read when printed"
 
 
 def test_test_metrics_equal_the_manifest(built_report: BuiltReport, manifest: dict) -> None:
