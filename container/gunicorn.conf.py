@@ -4,8 +4,10 @@
 scoring is CPU-bound and nginx buffers slow clients, so one request per worker process is right.
 """
 
+import contextlib
 import gc
 import os
+import sys
 
 from inference.request_log import log_event
 from inference.settings import load_settings
@@ -28,7 +30,7 @@ proc_name = "model-server"
 capture_output = False
 control_socket_disable = True  # gunicorn >= 25 would otherwise create ~/.gunicorn/gunicorn.ctl
 # Heartbeat files on tmpfs: a disk-backed /tmp (Docker's overlay) can stall them and kill workers.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else str(_settings.run_dir)
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else str(_settings.run_dir)  # noqa: S108
 
 
 def pre_fork(server, worker):
@@ -52,3 +54,24 @@ def post_fork(server, worker):
 def worker_abort(worker):
     """Called when the master kills a worker for exceeding the timeout (SIGABRT)."""
     log_event("error", "worker_timeout", worker_pid=worker.pid, timeout_seconds=timeout)
+
+
+def worker_exit(server, worker):
+    """Leave the worker with ``os._exit``, skipping C/C++ static destructors.
+
+    Native libraries initialised in the master before the fork (ONNX Runtime keeps a thread there)
+    can deadlock in their destructors in a forked child, which would turn every graceful shutdown
+    into a wait for SIGKILL. Python-level state needs no cleanup here: the request log writes
+    straight to the file descriptor, and the standard streams are flushed below.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, SystemExit):
+        code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+    else:
+        code = 0 if error is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    for handler in server.log.error_log.handlers:
+        handler.flush()
+    os._exit(code)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference.columnar import validate_text_columns
 from inference.decoding import DecodedRecords
 from inference.errors import InvalidRecords
 from pipeline.schema import DROPPED_COLUMNS, MISSING_TOKENS, CategoricalFeature, NumericFeature, Schema
@@ -70,6 +71,10 @@ class Validator:
             self._check_header(decoded.columns, problems)
             if problems:
                 raise _invalid(problems, len(decoded.rows))
+        if decoded.text_values:  # CSV: try the column-at-a-time fast path (accepts valid bodies only)
+            fast = validate_text_columns(self, decoded)
+            if fast is not None:
+                return ValidatedBatch(fast, len(decoded.rows), self._count_unknown(fast))
         columns: dict[str, list[Value]] = {name: [] for name in self.names}
         for index, row in enumerate(decoded.rows):
             if len(problems) >= MAX_REPORTED_PROBLEMS:
@@ -130,9 +135,6 @@ class Validator:
         columns: dict[str, list[Value]],
         problems: list[dict[str, Any]],
     ) -> None:
-        for name in record:
-            if name not in self._checks:
-                problems.append(_problem(index, str(name), "unknown_field", self._unknown_message(str(name))))
         for name, (optional, check_json, check_text) in self._checks.items():
             if name not in record:
                 if not optional:
@@ -146,6 +148,9 @@ class Validator:
             except _Problem as problem:
                 problems.append(_problem(index, name, problem.problem, problem.message))
                 columns[name].append(None)
+        for name in record:
+            if name not in self._checks:
+                problems.append(_problem(index, str(name), "unknown_field", self._unknown_message(str(name))))
 
     def _unknown_message(self, name: str) -> str:
         if name in DROPPED_COLUMNS:
