@@ -170,18 +170,26 @@ def feature_rows(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def candidate_tables(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Cross-validation results: one row per candidate family, plus the tuned configuration if any."""
+def candidate_tables(
+    manifest: dict[str, Any], comparison: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """CV results (from the manifest) with fit times and the search (``docs/evaluation/comparison.json``)."""
     cv = _require(manifest, "metrics", "cv")
     chosen = manifest["metrics"].get("chosen")
     if not cv:  # a quick run has no model selection to show
         return []
+    comparison = comparison or {}
+    seconds = {c["name"]: c.get("fit_seconds_per_fold") for c in comparison.get("candidates", [])}
+    timed = bool(seconds)
     rows = []
     for name, summary in cv.items():
+        cells = [_mean_std(summary[m]) for m in CV_COLUMNS]
+        if timed:
+            cells.append(_seconds(seconds.get(name)))
         rows.append(
             {
                 "label": MODEL_NAMES.get(name, name) + " (defaults)",
-                "cells": [_mean_std(summary[m]) for m in CV_COLUMNS],
+                "cells": cells,
                 "selected": bool(chosen and chosen["name"] == name and not chosen["params"]),
             }
         )
@@ -190,21 +198,51 @@ def candidate_tables(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "label": f"{MODEL_NAMES.get(chosen['name'], chosen['name'])}, tuned ({params})",
-                "cells": [_mean_std(chosen["cv"][m]) for m in CV_COLUMNS],
+                "cells": [_mean_std(chosen["cv"][m]) for m in CV_COLUMNS] + ([""] if timed else []),
                 "selected": True,
             }
         )
     folds = _require(manifest, "training", "config", "cv_folds")
-    return [
+    tables = [
         {
             "corner": f"candidate ({folds}-fold CV, mean ± sd)",
-            "columns": [SHORT_METRIC_NAMES[m] for m in CV_COLUMNS],
+            "columns": [SHORT_METRIC_NAMES[m] for m in CV_COLUMNS] + (["fit s/fold"] if timed else []),
             "rows": rows,
             "caption": "Cross-validated on the training split only, the same seeded stratified folds for "
             "every candidate, preprocessing refitted inside each fold; thresholded metrics at 0.5. "
             "Highlighted: the configuration released.",
         }
     ]
+    search = comparison.get("search") or {}
+    if search.get("configs"):
+        chosen_params = (chosen or {}).get("params") or {}
+        tables.append(
+            {
+                "corner": f"search: {MODEL_NAMES.get(search['family'], search['family'])}",
+                "columns": [SHORT_METRIC_NAMES[m] for m in ("roc_auc", "pr_auc", "log_loss")]
+                + ["fit s/fold"],
+                "rows": [
+                    {
+                        "label": ", ".join(f"{k}={v}" for k, v in sorted(c["params"].items())),
+                        "cells": [_mean_std(c["metrics"][m]) for m in ("roc_auc", "pr_auc", "log_loss")]
+                        + [_seconds(c.get("fit_seconds_per_fold"))],
+                        "selected": bool(chosen_params) and c["params"] == chosen_params,
+                    }
+                    for c in search["configs"]
+                ],
+                "caption": "Seeded random search of the leader: "
+                f"{search['evaluated']} of {search['planned']} "
+                f"configurations evaluated within the {search['budget_seconds']:g} s budget"
+                + (" (budget reached)" if search.get("truncated") else "")
+                + "; a configuration replaces the defaults only if its mean CV ROC AUC is higher. "
+                "Fit times are from the training run on a shared 2-core machine and are noisy.",
+            }
+        )
+    return tables
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def _mean_std(entry: dict[str, float]) -> str:
@@ -356,6 +394,8 @@ def collect(
 ) -> dict[str, Any]:
     """The complete template context."""
     manifest = read_manifest(manifest_path)
+    evaluation = evaluation_json(evaluation_dir)
+    evaluation_figures = figures(evaluation_dir, narrative.EVALUATION_CAPTIONS)
     where, captures = select_captures(captures_root)
     model = model_facts(manifest)
     cv = manifest["metrics"].get("cv") or {}
@@ -369,11 +409,15 @@ def collect(
         "headline": headline(manifest),
         "features": feature_rows(manifest),
         "dropped": _require(manifest, "schema").get("dropped_columns", {}),
-        "tables": {"candidates": candidate_tables(manifest), "test": test_tables(manifest)},
+        "tables": {
+            "candidates": candidate_tables(manifest, evaluation.get("comparison")),
+            "test": test_tables(manifest),
+        },
         "eda": {"findings": eda_findings_html(eda_dir), "figures": figures(eda_dir, narrative.EDA_CAPTIONS)},
         "evaluation": {
-            "figures": figures(evaluation_dir, narrative.EVALUATION_CAPTIONS),
-            "json": evaluation_json(evaluation_dir),
+            "cv_figures": [f for f in evaluation_figures if f.path.stem.startswith("cv_")],
+            "test_figures": [f for f in evaluation_figures if not f.path.stem.startswith("cv_")],
+            "json": evaluation,
         },
         "architecture": {
             "aws": Figure(architecture_png, narrative.AWS_DIAGRAM_CAPTION),
