@@ -7,6 +7,7 @@ All read ``config/deploy.toml`` (``--config``), environment overrides ``ADULT_<S
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -163,12 +164,38 @@ def _local_keys() -> Any:
     return local_keys
 
 
+def _local_call(function: str, *args: Any) -> Any:
+    """Call ``pipeline.local.keys.<function>``; its own errors become CloudError (message, exit 1)."""
+    from pipeline.cloud.errors import CloudError
+
+    module = _local_keys()
+    local_error = getattr(module, "KeyStoreError", None)
+    try:
+        return getattr(module, function)(*args)
+    except Exception as exc:
+        if local_error is not None and isinstance(exc, local_error):
+            raise CloudError(str(exc)) from exc
+        raise
+
+
+def _public_row(row: Any) -> dict[str, Any]:
+    """A key listing row as a dict without anything secret (value, hash)."""
+    if hasattr(row, "public"):
+        row = row.public()
+    elif dataclasses.is_dataclass(row) and not isinstance(row, type):
+        row = dataclasses.asdict(row)
+    row = dict(row)
+    if "created" not in row and "created_at" in row:
+        row["created"] = row.pop("created_at")
+    return {k: v for k, v in row.items() if k not in ("value", "key", "secret", "sha256")}
+
+
 @_guarded
 def run_keys_create(args: argparse.Namespace) -> int:
     from pipeline.cloud.keys import create_key, write_secret
 
     if args.local:
-        key_id, value = _local_keys().create_key(args.name)
+        key_id, value = _local_call("create_key", args.name)
         secret_name = f"local-{args.name}"
     else:
         apigateway, names, plan = _cloud_keys(args)
@@ -188,11 +215,11 @@ def run_keys_list(args: argparse.Namespace) -> int:
     from pipeline.cloud.keys import list_keys
 
     if args.local:
-        rows = _local_keys().list_keys()
+        rows = _local_call("list_keys")
     else:
         apigateway, _, plan = _cloud_keys(args)
         rows = list_keys(apigateway, plan)
-    rows = [{k: v for k, v in row.items() if k not in ("value", "key", "secret")} for row in rows]
+    rows = [_public_row(row) for row in rows]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     elif not rows:
@@ -209,7 +236,7 @@ def run_keys_revoke(args: argparse.Namespace) -> int:
     from pipeline.cloud.keys import revoke_key
 
     if args.local:
-        _local_keys().revoke_key(args.key_id)
+        _local_call("revoke_key", args.key_id)
         print(f"revoked local key {args.key_id}")
         return 0
     apigateway, _, plan = _cloud_keys(args)

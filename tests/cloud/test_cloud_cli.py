@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 import sys
@@ -77,11 +78,29 @@ def test_keys_local_delegates_to_the_local_gateway(monkeypatch, tmp_path, capsys
     calls: list[tuple[str, object]] = []
     fake = types.ModuleType("pipeline.local.keys")
     fake.create_key = lambda name: (calls.append(("create", name)), ("lk-1", "local-secret-value-123"))[1]
+
+    @dataclasses.dataclass(frozen=True)
+    class Record:  # the local store's record: a dataclass with a hash that must not be printed
+        id: str
+        name: str
+        sha256: str
+        created_at: str
+        enabled: bool = True
+
+    class KeyStoreError(Exception):
+        pass
+
+    def revoke(key_id: str) -> None:
+        calls.append(("revoke", key_id))
+        if key_id != "lk-1":
+            raise KeyStoreError(f"no API key with id {key_id!r}")
+
+    fake.KeyStoreError = KeyStoreError
     fake.list_keys = lambda: (
         calls.append(("list", None)),
-        [{"id": "lk-1", "name": "carol", "enabled": True}],
+        [Record("lk-1", "carol", "ab" * 32, "2026-11-26")],
     )[1]
-    fake.revoke_key = lambda key_id: calls.append(("revoke", key_id))
+    fake.revoke_key = revoke
     if "pipeline.local" not in sys.modules:
         try:
             import pipeline.local  # noqa: F401
@@ -95,10 +114,14 @@ def test_keys_local_delegates_to_the_local_gateway(monkeypatch, tmp_path, capsys
     out = capsys.readouterr().out
     assert "local-secret-value-123" not in out
     assert (tmp_path / "secrets" / "local-carol.key").read_text().strip() == "local-secret-value-123"
-    assert main(["keys", "list", "--local"]) == 0
-    assert "carol" in capsys.readouterr().out
+    assert main(["keys", "list", "--local", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"id": "lk-1", "name": "carol", "enabled": True, "created": "2026-11-26"}
+    ]
     assert main(["keys", "revoke", "lk-1", "--local"]) == 0
-    assert calls == [("create", "carol"), ("list", None), ("revoke", "lk-1")]
+    assert main(["keys", "revoke", "nope", "--local"]) == 1
+    assert "no API key with id 'nope'" in capsys.readouterr().err
+    assert calls == [("create", "carol"), ("list", None), ("revoke", "lk-1"), ("revoke", "nope")]
 
 
 def test_status_reports_what_exists(deployed: Stack, capsys) -> None:
