@@ -1,4 +1,4 @@
-"""The local cloud: the AWS request path (API Gateway → Lambda proxy → InvokeEndpoint → container) on loopback.
+"""The local cloud: the AWS request path (gateway → Lambda proxy → InvokeEndpoint → container) on loopback.
 
 Two small services stand in for AWS: :mod:`pipeline.local.gateway` (API Gateway with keys and a usage
 plan, running the real ``lambda_proxy`` handler in worker processes) and :mod:`pipeline.local.runtime`

@@ -242,9 +242,9 @@ class Runtime:
             )
         try:
             response = container.invoke(body, forwarded)
-        except urllib3.exceptions.TimeoutError:
+        except urllib3.exceptions.ReadTimeoutError:
             raise self._model_error(name, 0, TIMEOUT_MESSAGE, server=True) from None
-        except urllib3.exceptions.HTTPError as exc:
+        except urllib3.exceptions.HTTPError as exc:  # refused, reset, or not accepted in time
             # The container dropped or refused the connection: if /ping now fails it is down (not
             # ready); if it still answers, this one invocation failed without a response.
             container.forget_health()

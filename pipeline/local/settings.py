@@ -9,7 +9,7 @@ tests can shrink a 60 s timeout to one second).
 |---|---|---|
 | ``LOCAL_RUN_DIR`` | ``<repo>/run`` | pid files, logs, the extracted model and ``stack.json`` |
 | ``LOCAL_SECRETS_DIR`` | ``<repo>/.secrets`` | the local API key store and the demo key (mode 0600) |
-| ``LOCAL_GATEWAY_PORT`` | ``8700`` | local API Gateway (falls back to a free port when taken) |
+| ``LOCAL_GATEWAY_PORT`` | ``8700`` | local API Gateway (a free port if taken; ``0``: always a free one) |
 | ``LOCAL_RUNTIME_PORT`` | ``8701`` | local InvokeEndpoint |
 | ``LOCAL_CONTAINER_PORT`` | ``8702`` | the serving container (host port when run with Docker) |
 | ``LOCAL_CONTAINER_MODE`` | ``auto`` | ``docker``, ``host`` or ``auto`` (Docker when an engine answers) |
@@ -73,6 +73,23 @@ class LocalSettings:
     def demo_key_file(self) -> Path:
         return self.secrets_dir / "demo.key"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as environment variables, so child services resolve exactly the same ones."""
+        return {
+            "LOCAL_RUN_DIR": str(self.run_dir),
+            "LOCAL_SECRETS_DIR": str(self.secrets_dir),
+            "LOCAL_GATEWAY_PORT": str(self.gateway_port),
+            "LOCAL_RUNTIME_PORT": str(self.runtime_port),
+            "LOCAL_CONTAINER_PORT": str(self.container_port),
+            "LOCAL_CONTAINER_MODE": self.container_mode,
+            "LOCAL_IMAGE": self.image,
+            "LOCAL_ACCOUNT_ID": self.account_id,
+            "LOCAL_INVOCATION_TIMEOUT_S": repr(self.invocation_timeout_s),
+            "LOCAL_PING_TIMEOUT_S": repr(self.ping_timeout_s),
+            "LOCAL_INTEGRATION_TIMEOUT_S": repr(self.integration_timeout_s),
+            "LOCAL_LAMBDA_MAX_CONCURRENCY": str(self.lambda_max_concurrency),
+        }
+
 
 def load_local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
     """Resolve the local-cloud settings from ``env`` (default: the process environment)."""
@@ -83,9 +100,9 @@ def load_local_settings(env: Mapping[str, str] | None = None) -> LocalSettings:
     return LocalSettings(
         run_dir=Path(env.get("LOCAL_RUN_DIR") or REPO_ROOT / "run"),
         secrets_dir=Path(env.get("LOCAL_SECRETS_DIR") or REPO_ROOT / ".secrets"),
-        gateway_port=_number(env, "LOCAL_GATEWAY_PORT", 8700, int, 1, 65535),
-        runtime_port=_number(env, "LOCAL_RUNTIME_PORT", 8701, int, 1, 65535),
-        container_port=_number(env, "LOCAL_CONTAINER_PORT", 8702, int, 1, 65535),
+        gateway_port=_number(env, "LOCAL_GATEWAY_PORT", 8700, int, 0, 65535),
+        runtime_port=_number(env, "LOCAL_RUNTIME_PORT", 8701, int, 0, 65535),
+        container_port=_number(env, "LOCAL_CONTAINER_PORT", 8702, int, 0, 65535),
         container_mode=mode,
         image=env.get("LOCAL_IMAGE") or "adult-income-byoc:latest",
         account_id=env.get("LOCAL_ACCOUNT_ID") or "123456789012",
