@@ -1,0 +1,145 @@
+"""The process tree's life: broken artifacts, SIGTERM drain, a killed worker, a dead nginx or gunicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import RECORD, ServeProcess, descendants
+
+ROW = ",".join(str(RECORD[k]) for k in RECORD)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(predicate, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+def break_missing(model_dir: Path) -> str:
+    for path in model_dir.iterdir():
+        path.unlink()
+    model_dir.rmdir()
+    return "does not exist"
+
+
+def break_checksum(model_dir: Path) -> str:
+    path = model_dir / "model.joblib"
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    return "SHA-256"
+
+
+def break_manifest(model_dir: Path) -> str:
+    (model_dir / "manifest.json").write_text("{not json", encoding="utf-8")
+    return "not valid JSON"
+
+
+def break_version(model_dir: Path) -> str:
+    path = model_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["library_versions"]["scikit-learn"] = "0.20.2"
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return "trained with scikit-learn 0.20.2"
+
+
+@pytest.mark.parametrize("breaker", [break_missing, break_checksum, break_manifest, break_version])
+def test_broken_artifact_starts_but_ping_says_why(start_server, model_copy: Path, breaker) -> None:
+    needle = breaker(model_copy)
+    # The sklearn engine checks the scikit-learn version (the ONNX engine does not need sklearn).
+    server: ServeProcess = start_server(model_copy, workers=1, MODEL_SERVER_ENGINE="sklearn")
+    ping = server.wait_for_ping(503)
+    error = ping.json()["error"]
+    assert error["code"] == "model_not_ready"
+    assert needle in error["message"]
+    started = time.monotonic()
+    for _ in range(3):
+        again = requests.get(f"{server.url}/ping", timeout=2)
+        assert again.status_code == 503
+    assert time.monotonic() - started < 2
+    invoke = requests.post(f"{server.url}/invocations", json=RECORD, timeout=5)
+    assert invoke.status_code == 503 and invoke.json()["error"]["code"] == "model_not_ready"
+    assert server.proc.poll() is None  # no crash loop: the server stays up and explains
+    logged = [json.loads(line) for line in server.log_lines() if '"model_not_ready"' in line]
+    failures = [line for line in logged if line["event"] == "model_not_ready"]
+    assert len(failures) == 1 and needle in failures[0]["reason"]
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_zero(start_server, quick_model_dir: Path) -> None:
+    server: ServeProcess = start_server(quick_model_dir, workers=2)
+    server.wait_for_ping(200)
+    body = ("\n".join([ROW] * 20_000) + "\n").encode()
+    results: list[tuple[int, int, float]] = []
+
+    def call() -> None:
+        response = requests.post(
+            f"{server.url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=60
+        )
+        count = len(response.json()["predictions"]) if response.status_code == 200 else -1
+        results.append((response.status_code, count, time.monotonic()))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert server.proc.wait(timeout=30) == 0
+    assert [(status, count) for status, count, _ in results] == [(200, 20_000)] * 6
+    assert any(done > signalled for _, _, done in results), "no request was in flight at SIGTERM"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.url}/ping", timeout=2)
+    events = [json.loads(line)["event"] for line in server.log_lines() if '"serve_' in line]
+    assert events[-2:] == ["serve_draining", "serve_stopped"]
+    assert json.loads(server.log_lines()[-1])["drained"] is True
+
+
+def test_killed_worker_is_replaced(start_server, quick_model_dir: Path) -> None:
+    server: ServeProcess = start_server(quick_model_dir, workers=2)
+    server.wait_for_ping(200)
+    wait_until(lambda: len(server.workers()) == 2, timeout=20, message="two workers never booted")
+    before = server.workers()
+    os.kill(before[0], signal.SIGKILL)
+    wait_until(
+        lambda: len(server.workers()) == 2 and before[0] not in server.workers(),
+        timeout=20,
+        message="gunicorn did not replace the killed worker",
+    )
+    for _ in range(6):
+        response = requests.post(f"{server.url}/invocations", json=RECORD, timeout=10)
+        assert response.status_code == 200
+    assert server.proc.poll() is None
+
+
+@pytest.mark.parametrize("victim", ["nginx", "gunicorn"])
+def test_dead_child_stops_the_other_and_exits_nonzero(
+    start_server, quick_model_dir: Path, victim: str
+) -> None:
+    server: ServeProcess = start_server(quick_model_dir, workers=2)
+    server.wait_for_ping(200)
+    tree = descendants(server.proc.pid)
+    pid = server.nginx_master() if victim == "nginx" else server.gunicorn_master()
+    os.kill(pid, signal.SIGKILL)
+    assert server.proc.wait(timeout=20) == 1
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=10, message="processes outlived serve")
+    exited = [json.loads(line) for line in server.log_lines() if "serve_child_exited" in line]
+    assert exited and exited[0]["child"] == victim
