@@ -43,7 +43,10 @@ down: venv
 	$(PY) -m pipeline local down
 
 train: venv
-	$(PY) -m pipeline train --output model
+	$(PY) -m pipeline train --output build/model --overwrite --reports docs/evaluation --release model
+
+evaluate: venv
+	$(PY) -m pipeline evaluate --model model/model.tar.gz
 
 eda: venv
 	$(PY) -m pipeline eda
