@@ -29,12 +29,14 @@ class Labeller:
     negative_label: str
 
     def labels(self, probabilities: np.ndarray) -> list[str]:
-        return [self.positive_label if p >= self.threshold else self.negative_label for p in probabilities]
+        # Python floats compare ~10x faster than numpy scalars in a comprehension.
+        values = np.asarray(probabilities, dtype=np.float64).tolist()
+        return [self.positive_label if p >= self.threshold else self.negative_label for p in values]
 
 
 def encode(probabilities: np.ndarray, labeller: Labeller, media_type: str) -> bytes:
     """The response body for ``probabilities`` in ``media_type`` (one of the OUTPUT_TYPES)."""
-    probs = [float(p) for p in probabilities]
+    probs = np.asarray(probabilities, dtype=np.float64).tolist()  # Python floats, as float(p) gives
     labels = labeller.labels(probabilities)
     if media_type == JSON:
         predictions = [{"label": lab, "probability": p} for lab, p in zip(labels, probs, strict=True)]
