@@ -52,8 +52,16 @@ def post_fork(server, worker):
 
 
 def worker_abort(worker):
-    """Called when the master kills a worker for exceeding the timeout (SIGABRT)."""
+    """Called when the master kills a worker for exceeding the timeout (SIGABRT).
+
+    Leave at once: gunicorn would otherwise unwind the request with SystemExit and answer it with its
+    own HTML 500 page; a closed connection makes nginx answer its JSON 502 instead.
+    """
     log_event("error", "worker_timeout", worker_pid=worker.pid, timeout_seconds=timeout)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(1)
 
 
 def worker_exit(server, worker):
