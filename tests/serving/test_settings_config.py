@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,31 @@ def test_rendered_nginx_config_is_valid_and_consistent(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_rendered_nginx_config_runs_unprivileged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a developer's machine nginx runs as an ordinary user: no user directive, no root-only paths."""
+    serve = load_serve_module()
+    monkeypatch.setattr(serve.os, "geteuid", lambda: 65534)
+    run_dir = Path(tempfile.mkdtemp(prefix="serve-unpriv-"))
+    try:
+        run_dir.chmod(0o777)
+        settings = load_settings({"SERVE_RUN_DIR": str(run_dir), "SERVE_LISTEN_HOST": "127.0.0.1"})
+        conf = serve._render_nginx_conf(settings)
+        conf.chmod(0o644)
+        assert "user " not in conf.read_text().split("events", 1)[0]
+        result = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", serve._nginx_binary(), "-t"]
+            + ["-p", str(run_dir), "-c", str(conf), "-e", "stderr"],
+            # nginx opens /dev/stdout for its log: it must be a file the user may open (as a
+            # developer's own terminal is), not this root-owned test pipe.
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "syntax is ok" in result.stderr
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
