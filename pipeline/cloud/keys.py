@@ -1,7 +1,8 @@
 """API keys on the project's usage plan: create, list, revoke; and where a new key's value goes.
 
-A key's value is secret: it is written once to ``.secrets/<key name>.key`` (mode 0600, directory
-0700) or, when the user asks for it, printed once. It is never passed to the progress output.
+A key's value is secret: it is written once to ``<secrets dir>/<key name>.key`` (mode 0600,
+directory 0700) or, when the user asks for it, printed once. It is never passed to the progress
+output. The directory is ``$SECRETS_DIR`` if set, else ``<repo>/.secrets`` (gitignored).
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from pipeline.cloud.errors import CloudError, NotDeployed
 from pipeline.cloud.names import Names
 
 SECRETS_DIR = Path(__file__).resolve().parents[2] / ".secrets"
+
+
+def secrets_dir() -> Path:
+    """Where key files go: ``$SECRETS_DIR`` or the repository's ``.secrets``."""
+    return Path(os.environ["SECRETS_DIR"]) if os.environ.get("SECRETS_DIR") else SECRETS_DIR
 
 
 def plan_id(apigateway: Any, names: Names) -> str:
@@ -69,7 +75,7 @@ def revoke_key(apigateway: Any, usage_plan_id: str, key_id: str) -> str:
 
 def write_secret(name: str, value: str, directory: Path | None = None) -> Path:
     """Write ``value`` to ``<directory>/<name>.key`` readable by the owner only; returns the path."""
-    directory = directory or SECRETS_DIR
+    directory = directory or secrets_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     path = directory / f"{name}.key"

@@ -19,8 +19,11 @@ FAKE_ENV = {
 
 
 @pytest.fixture(autouse=True)
-def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never let a test see real credentials, profiles or endpoint overrides from the machine."""
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Never let a test see real credentials, profiles or endpoint overrides from the machine.
+
+    Key files go to the test's own tmp directory, never to the repository's .secrets/.
+    """
     for name in (
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
@@ -39,6 +42,7 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     for name, value in FAKE_ENV.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "secrets"))
 
 
 @pytest.fixture(scope="session")

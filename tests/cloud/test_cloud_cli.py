@@ -12,12 +12,10 @@ import pytest
 from cloud_stack import Stack
 
 from pipeline.cli import main
-from pipeline.cloud import keys as cloud_keys
 
 
 @pytest.fixture
 def deployed(aws, tmp_path, monkeypatch) -> Stack:
-    monkeypatch.setattr(cloud_keys, "SECRETS_DIR", tmp_path / "secrets")
     stack = Stack(tmp_path)
     stack.deploy()
     return stack
@@ -108,7 +106,6 @@ def test_keys_local_delegates_to_the_local_gateway(monkeypatch, tmp_path, capsys
             monkeypatch.setitem(sys.modules, "pipeline.local", types.ModuleType("pipeline.local"))
     monkeypatch.setitem(sys.modules, "pipeline.local.keys", fake)
     monkeypatch.setattr(sys.modules["pipeline.local"], "keys", fake, raising=False)
-    monkeypatch.setattr(cloud_keys, "SECRETS_DIR", tmp_path / "secrets")
 
     assert main(["keys", "create", "carol", "--local"]) == 0
     out = capsys.readouterr().out
