@@ -20,7 +20,7 @@ from lambda_proxy import runtime
 from lambda_proxy.errors import ProxyError, from_invoke_failure
 from lambda_proxy.proxy_event import ProxyRequest, parse_event
 from lambda_proxy.responses import JSON, error_response, proxy_response
-from lambda_proxy.settings import Settings, SettingsError, load_settings
+from lambda_proxy.settings import DEFAULT_REQUEST_TYPE, Settings, SettingsError, load_settings
 
 ROUTES: dict[str, tuple[str, ...]] = {"/predict": ("POST",), "/health": ("GET",)}
 
@@ -98,16 +98,16 @@ def _predict(request: ProxyRequest, context: Any, log: dict[str, Any]) -> dict[s
 
 
 def _check_content_type(request: ProxyRequest, settings: Settings) -> str:
-    """The Content-Type to forward (parameters kept); 415 unless its media type is allowed."""
-    value = (request.header("Content-Type") or "").strip()
+    """The Content-Type to forward (parameters kept; JSON when absent); 415 unless it is allowed."""
+    value = (request.header("Content-Type") or "").strip() or DEFAULT_REQUEST_TYPE
     media_type = value.split(";", 1)[0].strip().lower()
-    if media_type not in settings.allowed_content_types:
-        shown = media_type or "(none)"
+    allowed = settings.allowed_content_types
+    if media_type not in allowed:
         raise ProxyError(
             415,
             "unsupported_media_type",
-            f"Content-Type {shown} is not supported; send one of {', '.join(settings.allowed_content_types)}",
-            [{"supported": list(settings.allowed_content_types)}],
+            f"Content-Type {media_type} is not supported; send one of {', '.join(allowed)}",
+            [{"supported": list(allowed)}],
         )
     return value
 

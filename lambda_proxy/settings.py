@@ -21,7 +21,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-DEFAULT_CONTENT_TYPES = ("application/json", "text/csv", "application/jsonlines")
+# The request media types the container decodes (container/inference/content_types.py; a test keeps
+# the two lists equal). Checking here saves an invocation for a request the model would refuse.
+DEFAULT_CONTENT_TYPES = (
+    "application/json",
+    "text/csv",
+    "application/jsonlines",
+    "application/x-jsonlines",
+    "application/json-lines",
+    "application/jsonl",
+    "application/x-ndjson",
+)
+# What a request without Content-Type is sent as (the container reads such bodies as JSON too).
+DEFAULT_REQUEST_TYPE = "application/json"
 
 
 class SettingsError(RuntimeError):

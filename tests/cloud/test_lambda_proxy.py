@@ -200,15 +200,27 @@ def test_health_answers_without_calling_the_model(rt) -> None:
     assert rt.requests == []
 
 
-@pytest.mark.parametrize("content_type", [None, "application/xml", "text/plain; charset=utf-8"])
+@pytest.mark.parametrize("content_type", ["application/xml", "text/plain; charset=utf-8", "x"])
 def test_unsupported_content_type_is_415(rt, content_type) -> None:
-    headers = {} if content_type is None else {"Content-Type": content_type}
-    response = call(proxy_event(body="{}", headers=headers))
+    response = call(proxy_event(body="{}", headers={"Content-Type": content_type}))
     assert response["statusCode"] == 415
     error = error_of(response)
     assert error["code"] == "unsupported_media_type"
     assert "application/json" in error["message"] and "text/csv" in error["message"]
     assert rt.requests == []
+
+
+def test_missing_content_type_is_sent_as_json_like_the_container_reads_it(rt) -> None:
+    assert call(proxy_event(body="{}", headers={}))["statusCode"] == 200
+    assert rt.requests[0].headers["content-type"] == "application/json"
+
+
+def test_allowed_content_types_are_exactly_what_the_container_decodes() -> None:
+    from inference.content_types import INPUT_ALIASES
+
+    from lambda_proxy.settings import DEFAULT_CONTENT_TYPES
+
+    assert sorted(DEFAULT_CONTENT_TYPES) == sorted(INPUT_ALIASES)
 
 
 def test_empty_body_is_400(rt) -> None:
