@@ -20,7 +20,7 @@ from pipeline.cloud.clients import error_code
 from pipeline.cloud.config import EndpointConfig
 from pipeline.cloud.errors import CloudError, EndpointUpdateFailed
 from pipeline.cloud.names import VARIANT_NAME, Names
-from pipeline.cloud.progress import Progress
+from pipeline.cloud.progress import Progress, StatusTicker
 
 MAX_UPDATE_SECONDS = 3600
 _SETTLING = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -193,13 +193,12 @@ def _wait_settled(
     sagemaker: Any, name: str, progress: Progress, poll_s: float, sleep: Callable[[float], None]
 ) -> dict[str, Any]:
     started = time.monotonic()
-    last = None
+    ticker = StatusTicker()
     while True:
         described = sagemaker.describe_endpoint(EndpointName=name)
         status = described["EndpointStatus"]
-        if status != last:
+        if ticker.due(status):
             progress.waiting(f"endpoint {name}", status, started)
-            last = status
         if status not in _SETTLING:
             return described
         sleep(poll_s)

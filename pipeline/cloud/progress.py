@@ -6,6 +6,24 @@ import sys
 import time
 from typing import TextIO
 
+HEARTBEAT_S = 60.0
+
+
+class StatusTicker:
+    """Decides when a wait prints: on every status change, and once a minute while nothing changes."""
+
+    def __init__(self, heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.heartbeat_s = heartbeat_s
+        self._last: object = None
+        self._printed_at = 0.0
+
+    def due(self, status: object) -> bool:
+        now = time.monotonic()
+        if status != self._last or now - self._printed_at >= self.heartbeat_s:
+            self._last, self._printed_at = status, now
+            return True
+        return False
+
 
 class Progress:
     """Prints what a command is doing; never pass secrets to it."""

@@ -19,7 +19,7 @@ from pipeline.cloud.clients import error_code
 from pipeline.cloud.config import TrainingConfig
 from pipeline.cloud.errors import CloudError, TrainingJobFailed
 from pipeline.cloud.names import Names
-from pipeline.cloud.progress import Progress
+from pipeline.cloud.progress import Progress, StatusTicker
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -110,16 +110,15 @@ def wait(
     ``/opt/ml/output/failure``.
     """
     started = time.monotonic()
-    last = None
+    ticker = StatusTicker()
     while True:
         job = sagemaker.describe_training_job(TrainingJobName=job_name)
         status, secondary = job["TrainingJobStatus"], job.get("SecondaryStatus", "")
-        if (status, secondary) != last:
+        if ticker.due((status, secondary)):
             message = _latest_message(job)
             progress.waiting(
                 job_name, f"{status}/{secondary}" + (f" - {message}" if message else ""), started
             )
-            last = (status, secondary)
         if status == "Completed":
             return job
         if status in ("Failed", "Stopped"):
