@@ -79,7 +79,7 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print("the local stack is up:")
     _print_endpoints(info)
-    print("create an API key: .venv/bin/python -m pipeline cloud keys --local create NAME (shown once)")
+    print("create an API key: .venv/bin/python -m pipeline keys create --local NAME  (saved in .secrets/)")
     print("stop it: make down")
     return 0
 

@@ -99,6 +99,8 @@ class Stack:
             info = self._start_all(deployment, model_dir, config_path, overrides, lambda_env, container_env)
             self._write_state(info)
             self._wait_ready(info, wait_s)
+            for name in MARKERS:
+                self._record_tree(name)
         except BaseException:
             self.down(quiet=True)
             raise
@@ -342,22 +344,44 @@ class Stack:
     def _stop_process(self, name: str) -> bool:
         pid = self._live_pid(name)
         pid_file = self.run_dir / f"{name}.pid"
-        if pid is None:
+        tree_file = self.run_dir / f"{name}.tree"
+        # Every process that belonged to the service: recorded when it became ready, plus what runs
+        # under it now. Children in their own process groups (serve's nginx and gunicorn) or orphaned
+        # by a crash are not reached by a group signal, so they are stopped one by one below.
+        members = self._recorded_tree(name)
+        if pid is not None:
+            members.update({child: _cmdline(child) for child in _descendants(pid)})
+            # SIGTERM to the leader only: it shuts its children down in its own order (serve drains
+            # nginx before gunicorn); what is left afterwards gets SIGKILL.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.1)
+            _signal_group(pid, signal.SIGKILL)
+            _reap(pid)
+        for member, cmdline in members.items():
+            if cmdline and _cmdline(member) == cmdline:  # still the same program, not a reused pid
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
+        for path in (pid_file, tree_file):
             with contextlib.suppress(FileNotFoundError):
-                pid_file.unlink()
-            return False
-        # SIGTERM to the leader only: it shuts its children down in its own order (serve drains nginx
-        # before gunicorn); then SIGKILL to the whole group removes whatever is left.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        _signal_group(pid, signal.SIGKILL)
-        _reap(pid)
-        with contextlib.suppress(FileNotFoundError):
-            pid_file.unlink()
-        return True
+                path.unlink()
+        return pid is not None
+
+    def _record_tree(self, name: str) -> None:
+        pid = self._live_pid(name)
+        if pid is None:
+            return
+        tree = {str(child): _cmdline(child) for child in _descendants(pid)}
+        (self.run_dir / f"{name}.tree").write_text(json.dumps(tree) + "\n")
+
+    def _recorded_tree(self, name: str) -> dict[int, str]:
+        try:
+            recorded = json.loads((self.run_dir / f"{name}.tree").read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {int(pid): str(cmdline) for pid, cmdline in recorded.items()}
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -414,6 +438,27 @@ def _cmdline(pid: int) -> str:
             return fh.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _signal_group(pid: int, signum: int) -> None:
