@@ -51,6 +51,16 @@ def post_fork(server, worker):
     log_event("info", "worker_started", worker_pid=worker.pid)
 
 
+def post_worker_init(worker):
+    """Tell nginx the server is ready (it then answers /ping itself) once a worker has booted with a
+    loaded, self-checked model. A broken model never writes it: the app answers /ping with the reason."""
+    from inference.readiness import write_ready_file
+
+    state = worker.wsgi.extensions.get("model_state")
+    if state is not None and state.ready and not _settings.ready_file.exists():
+        write_ready_file(_settings.ready_file)
+
+
 def worker_abort(worker):
     """Called when the master kills a worker for exceeding the timeout (SIGABRT).
 

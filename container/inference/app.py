@@ -27,14 +27,13 @@ from inference.errors import (
     ServingError,
     error_response_parts,
 )
-from inference.readiness import ModelState
+from inference.readiness import READY_BODY, ModelState
 from inference.request_log import RequestTimer, log_event
 from inference.scoring import Deadline, score
 from inference.settings import Settings
 from inference.validation import Validator
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_PING_OK = b'{"status":"ok"}'
 
 
 def create_app(settings: Settings, state: ModelState) -> Flask:
@@ -43,6 +42,7 @@ def create_app(settings: Settings, state: ModelState) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
     default_accept = _default_accept(settings.default_accept)
     service = _Service(settings, state, default_accept)
+    app.extensions["model_state"] = state  # read by gunicorn's post_worker_init (health file)
 
     @app.before_request
     def _start() -> None:
@@ -62,7 +62,7 @@ def create_app(settings: Settings, state: ModelState) -> Flask:
     def ping() -> Response:
         if not state.ready:
             raise ModelNotReady(state.reason or "model is not loaded")
-        return Response(_PING_OK, status=200, content_type="application/json")
+        return Response(READY_BODY, status=200, content_type="application/json")
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Response:

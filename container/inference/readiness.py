@@ -7,6 +7,7 @@ container crash-looping silently.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,3 +63,14 @@ def _model_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest fields worth logging (never the whole manifest: it holds the schema)."""
     keys = ("model_id", "model_version", "version", "created_at", "trained_at", "engine", "library_versions")
     return {k: manifest[k] for k in keys if k in manifest}
+
+
+READY_BODY = b'{"status":"ok"}'
+
+
+def write_ready_file(path: Path) -> None:
+    """Atomically create the file nginx serves as ``GET /ping`` (in the run directory, never the model's)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(READY_BODY)
+    tmp.chmod(0o644)  # nginx's workers read it; the run directory limits who can reach it
+    os.replace(tmp, path)

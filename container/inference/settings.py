@@ -77,6 +77,13 @@ class Settings:
         return self.timeout_s + 10
 
     @property
+    def ready_file(self) -> Path:
+        """Written once a worker serves a loaded, self-checked model; nginx answers /ping from it."""
+        if self.run_dir is None:
+            raise SettingsError("SERVE_RUN_DIR is not set; serve creates it and passes it on")
+        return self.run_dir / "health" / "ready.json"
+
+    @property
     def gunicorn_socket(self) -> Path:
         """The unix socket between nginx and gunicorn (inside the run directory)."""
         if self.run_dir is None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -296,3 +297,33 @@ def test_native_thread_pools_are_pinned_to_one_thread_per_worker(server: ServePr
         with open(f"/proc/{pid}/status", encoding="utf-8") as f:
             threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
         assert threads == 1, f"worker {pid} runs {threads} threads"
+
+
+def test_ping_stays_fast_while_every_worker_is_busy(server: ServeProcess) -> None:
+    """nginx answers /ping from the ready file, so a queue of big requests cannot break the 2 s rule."""
+    body = csv_rows(RECORDS * 7000, header=False).encode()  # 21,000 rows per request
+    done: list[int] = []
+
+    def busy() -> None:
+        done.append(invoke(server, body, "text/csv").status_code)
+
+    threads = [threading.Thread(target=busy) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    timings = []
+    for _ in range(5):
+        started = time.monotonic()
+        response = requests.get(f"{server.url}/ping", timeout=2)
+        timings.append(time.monotonic() - started)
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+        assert response.headers["Content-Type"] == "application/json"
+    busy_while_pinging = len(done) < len(threads)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert done == [200] * len(threads)
+    assert busy_while_pinging, "the workers were not busy during the pings"
+    assert max(timings) < 0.5, timings
+    request_id = response.headers["X-Request-Id"]
+    lines = [json.loads(line) for line in server.log_lines() if request_id in line]
+    assert [(line["source"], line["status"], line["level"]) for line in lines] == [("nginx", 200, "info")]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -143,3 +145,15 @@ def test_dead_child_stops_the_other_and_exits_nonzero(
     wait_until(lambda: not any(alive(p) for p in tree), timeout=10, message="processes outlived serve")
     exited = [json.loads(line) for line in server.log_lines() if "serve_child_exited" in line]
     assert exited and exited[0]["child"] == victim
+
+
+def test_stale_ready_file_in_a_reused_run_dir_is_ignored(start_server, model_copy: Path) -> None:
+    break_missing(model_copy)
+    run_dir = Path(tempfile.mkdtemp(prefix="serve-reused-"))
+    try:
+        (run_dir / "health").mkdir()
+        (run_dir / "health" / "ready.json").write_text('{"status":"ok"}')
+        server: ServeProcess = start_server(model_copy, workers=1, SERVE_RUN_DIR=str(run_dir))
+        assert server.wait_for_ping(503).json()["error"]["code"] == "model_not_ready"
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)

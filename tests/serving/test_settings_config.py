@@ -85,6 +85,9 @@ def test_rendered_nginx_config_is_valid_and_consistent(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+UNPRIVILEGED = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
 def test_rendered_nginx_config_runs_unprivileged(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a developer's machine nginx runs as an ordinary user: no user directive, no root-only paths."""
@@ -98,8 +101,7 @@ def test_rendered_nginx_config_runs_unprivileged(monkeypatch: pytest.MonkeyPatch
         conf.chmod(0o644)
         assert "user " not in conf.read_text().split("events", 1)[0]
         result = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", serve._nginx_binary(), "-t"]
-            + ["-p", str(run_dir), "-c", str(conf), "-e", "stderr"],
+            [*UNPRIVILEGED, serve._nginx_binary(), "-t", "-p", str(run_dir), "-c", str(conf), "-e", "stderr"],
             # nginx opens /dev/stdout for its log: it must be a file the user may open (as a
             # developer's own terminal is), not this root-owned test pipe.
             stdout=subprocess.DEVNULL,
