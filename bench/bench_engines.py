@@ -25,11 +25,13 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from live import RECORD, ServeRun  # noqa: E402
+from live import RECORD, ServeRun, children_of  # noqa: E402
 
 CONTAINER = REPO_ROOT / "container"
 RESULTS = REPO_ROOT / "bench" / "results" / "engines.json"
@@ -160,6 +162,35 @@ def uss_mib(pid: int) -> float | None:
     return round(kib / 1024, 1)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (from /proc; gone pids count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(run: StackRun, load: Callable[[], dict]) -> dict:
+    """Run ``load`` and split the CPU it cost per request between wrk, nginx and gunicorn workers."""
+    nginx = [p for p in children_of(run.nginx_master())]
+    workers = run.gunicorn_workers()
+    before = (cpu_seconds(nginx), cpu_seconds(workers), resource.getrusage(resource.RUSAGE_CHILDREN))
+    result = load()
+    after = (cpu_seconds(nginx), cpu_seconds(workers), resource.getrusage(resource.RUSAGE_CHILDREN))
+    wrk_s = (after[2].ru_utime + after[2].ru_stime) - (before[2].ru_utime + before[2].ru_stime)
+    n = max(1, result["requests"])
+    result["cpu_us_per_request"] = {
+        "nginx_workers": round((after[0] - before[0]) / n * 1e6, 1),
+        "gunicorn_workers": round((after[1] - before[1]) / n * 1e6, 1),
+        "wrk": round(wrk_s / n * 1e6, 1),
+    }
+    return result
+
+
 def wrk(url: str, body: Path, content_type: str, connections: int, duration_s: float, script: Path) -> dict:
     """One wrk run; the parsed summary plus derived requests/s and milliseconds."""
     threads = max(1, min(2, connections))
@@ -262,7 +293,10 @@ def measure(stack: str, serve: Path, model_dir: Path, tmp: Path, body: dict[str,
         check_answers(run.url, body, stack)
         wrk(url, body["json"], "application/json", 8, min(2.0, args.duration), script)  # warm-up
         result["json_single"] = [
-            wrk(url, body["json"], "application/json", c, args.duration, script) for c in CONNECTIONS
+            cpu_per_request(
+                run, lambda c=c: wrk(url, body["json"], "application/json", c, args.duration, script)
+            )
+            for c in CONNECTIONS
         ]
         if stack != "noop":
             csv_run = wrk(url, body["csv"], "text/csv", 1, max(args.duration, 5.0), script)
