@@ -250,15 +250,35 @@ def test_chunked_body_over_the_limit_is_413(server: ServeProcess) -> None:
     error_of(response, 413, "payload_too_large")
 
 
-def test_malformed_http_is_a_json_400_not_html(server: ServeProcess) -> None:
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"THIS IS NOT HTTP\r\n\r\n", 400, "bad_request"),
+        (b"GET /ping HTTP/1.1\r\n\r\n", 400, "bad_request"),  # no Host
+        (b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 400, "headers_too_large"),
+        (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (b"TRACE /ping HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not_implemented"),
+        (b"GET /ping HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"),
+    ],
+)
+def test_protocol_errors_answered_by_nginx_are_json_not_html(
+    server: ServeProcess, raw: bytes, status: int, code: str
+) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
-        raw = sock.recv(65536).decode(errors="replace")
-    head, _, body = raw.partition("\r\n\r\n")
-    assert head.startswith("HTTP/1.1 400")
-    assert "application/json" in head
-    assert json.loads(body)["error"]["code"] == "bad_request"
-    assert "<html" not in raw.lower()
+        sock.sendall(raw)
+        received = b""
+        while b"\r\n\r\n" not in received or not received.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    text = received.decode(errors="replace")
+    head, _, body = text.partition("\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status}"), head
+    assert "content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == code
+    assert "<html" not in text.lower()
 
 
 def test_one_log_line_per_request_without_payload_values(server: ServeProcess) -> None:
