@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -157,3 +158,23 @@ def test_stale_ready_file_in_a_reused_run_dir_is_ignored(start_server, model_cop
         assert server.wait_for_ping(503).json()["error"]["code"] == "model_not_ready"
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_port_in_use_exits_nonzero_with_nginx_reason(start_server, quick_model_dir: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = str(blocker.getsockname()[1])
+        server: ServeProcess = start_server(quick_model_dir, workers=1, SAGEMAKER_BIND_TO_PORT=port)
+        assert server.proc.wait(timeout=30) == 1
+    assert "Address already in use" in server.stderr()
+    exited = [json.loads(line) for line in server.log_lines() if "serve_child_exited" in line]
+    assert exited[0]["child"] == "nginx"
+
+
+def test_bad_setting_exits_2_naming_the_variable(start_server, quick_model_dir: Path) -> None:
+    server: ServeProcess = start_server(quick_model_dir, SAGEMAKER_MODEL_SERVER_TIMEOUT="soon")
+    assert server.proc.wait(timeout=10) == 2
+    events = [json.loads(line) for line in server.log_lines()]
+    assert events[-1]["event"] == "serve_bad_settings"
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT='soon'" in events[-1]["message"]
