@@ -10,6 +10,7 @@ import types
 
 import pytest
 from cloud_stack import Stack
+from secret_checks import assert_absent, assert_same_secret, assert_shown_once
 
 from pipeline.cli import main
 
@@ -26,9 +27,9 @@ def test_keys_create_list_revoke(deployed: Stack, tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     apigw = deployed.client("apigateway")
     [key] = [k for k in apigw.get_api_keys(includeValues=True)["items"] if k["name"] == "adult-income-alice"]
-    assert key["value"] not in out
+    assert_absent(key["value"], out)
     path = tmp_path / "secrets" / "adult-income-alice.key"
-    assert path.read_text().strip() == key["value"]
+    assert_same_secret(path.read_text().strip(), key["value"])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert key["id"] in out and str(path) in out
 
@@ -36,7 +37,7 @@ def test_keys_create_list_revoke(deployed: Stack, tmp_path, capsys) -> None:
     listed = json.loads(capsys.readouterr().out)
     assert {row["name"] for row in listed} == {"adult-income-default", "adult-income-alice"}
     assert all(set(row) == {"id", "name", "enabled", "created"} for row in listed)
-    assert key["value"] not in json.dumps(listed)
+    assert_absent(key["value"], json.dumps(listed))
 
     assert main(["keys", "revoke", key["id"]]) == 0
     assert "403" in capsys.readouterr().out
@@ -68,7 +69,7 @@ def test_keys_show_prints_the_value_once_and_writes_no_file(deployed: Stack, tmp
         for k in deployed.client("apigateway").get_api_keys(includeValues=True)["items"]
         if k["name"] == "adult-income-bob"
     ]
-    assert out.count(key["value"]) == 1
+    assert_shown_once(key["value"], out)
     assert not (tmp_path / "secrets" / "adult-income-bob.key").exists()
 
 
@@ -109,8 +110,10 @@ def test_keys_local_delegates_to_the_local_gateway(monkeypatch, tmp_path, capsys
 
     assert main(["keys", "create", "carol", "--local"]) == 0
     out = capsys.readouterr().out
-    assert "local-secret-value-123" not in out
-    assert (tmp_path / "secrets" / "local-carol.key").read_text().strip() == "local-secret-value-123"
+    assert_absent("local-secret-value-123", out)
+    assert_same_secret(
+        (tmp_path / "secrets" / "local-carol.key").read_text().strip(), "local-secret-value-123"
+    )
     assert main(["keys", "list", "--local", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
         {"id": "lk-1", "name": "carol", "enabled": True, "created": "2026-11-26"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from cloud_stack import Stack
+from secret_checks import assert_absent, assert_same_secret
 
 from pipeline.cloud.errors import CloudError, EndpointUpdateFailed, TrainingJobFailed
 
@@ -47,7 +48,9 @@ def test_deploy_creates_every_resource_with_the_configured_settings(stack: Stack
         ["docker", "login", "--username", "AWS", "--password-stdin", registry],
         ["docker", "push", image],
     ]
-    assert stack.runner.stdins[1] and stack.runner.stdins[1].decode() not in json.dumps(stack.runner.commands)
+    password = (stack.runner.stdins[1] or b"").decode()
+    assert password  # docker login reads the registry password from stdin ...
+    assert_absent(password, json.dumps(stack.runner.commands), out)  # ... never from argv or the output
     assert repo["imageTagMutability"] == "IMMUTABLE"
 
     # --- S3 and training ---------------------------------------------------------------------
@@ -143,11 +146,11 @@ def test_deploy_creates_every_resource_with_the_configured_settings(stack: Stack
 
     # --- the key value: in a 0600 file only, never in the output -------------------------------
     assert result.key_file is not None
-    assert result.key_file.read_text().strip() == key["value"]
+    assert_same_secret(result.key_file.read_text().strip(), key["value"])
     assert stat.S_IMODE(result.key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(result.key_file.parent.stat().st_mode) == 0o700
     captured = capsys.readouterr()
-    assert key["value"] not in out + captured.out + captured.err
+    assert_absent(key["value"], out, captured.out, captured.err)
     assert f"{result.invoke_url}/predict" in out and result.key_id in out
 
 

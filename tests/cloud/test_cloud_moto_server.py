@@ -14,6 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from secret_checks import assert_absent
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -82,7 +83,7 @@ def test_cli_deploy_status_keys_teardown_over_http(moto_server: str, tmp_path: P
     assert deployed.returncode == 0, deployed.stderr
     assert "invoke URL: https://" in deployed.stdout and "/prod/predict" in deployed.stdout
     [key_file] = (tmp_path / "secrets").glob("*.key")
-    assert key_file.read_text().strip() not in deployed.stdout + deployed.stderr
+    assert_absent(key_file.read_text().strip(), deployed.stdout, deployed.stderr)
 
     again = cli(
         moto_server,

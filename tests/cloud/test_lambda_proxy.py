@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fake_sagemaker_runtime import CONTAINER_400
+from secret_checks import assert_absent
 
 from lambda_proxy import runtime as proxy_runtime
 from lambda_proxy.handler import handler
@@ -104,8 +105,8 @@ def error_of(response: dict[str, Any]) -> dict[str, Any]:
 
 def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     out = capsys.readouterr()
-    assert API_KEY_VALUE not in out.out + out.err
-    assert PAYLOAD_MARKER not in out.out + out.err
+    assert_absent(API_KEY_VALUE, out.out, out.err)
+    assert_absent(PAYLOAD_MARKER, out.out, out.err)
     return [json.loads(line) for line in out.out.splitlines() if line.strip()]
 
 
