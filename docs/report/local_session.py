@@ -49,7 +49,6 @@ def record(destination: Path) -> list[Path]:
     saved: list[Path] = []
     try:
         _expect(recorder.run("python -m pipeline local up"), "the local stack is up")
-        recorder.run("python -m pipeline local status")
         saved.append(save(recorder.capture("01_local_up", "Starting the local cloud", "LOCAL"), destination))
 
         info = Stack(settings).running()

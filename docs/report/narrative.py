@@ -226,9 +226,10 @@ CHALLENGES: list[dict[str, str]] = [
     {
         "problem": "Timeouts and size limits differ at each hop (API Gateway 29 s and 10 MB, Lambda 6 MB, "
         "InvokeEndpoint 6 MB and 60 s), and an exceeded limit surfaced as an opaque 502 or 500.",
-        "solution": "Limits are set in one place per component and ordered so the inner hop fails first with "
-        "a "
-        "clear JSON error (413, 415, 400, 504), never an HTML page.",
+        "solution": "Timeouts are nested: the Lambda's InvokeEndpoint read timeout sits inside its own "
+        "timeout, which sits inside the gateway's 29 s, so a slow model yields a JSON 504 model_timeout. "
+        "nginx and the app answer oversized, wrongly typed or invalid bodies with JSON 413, 415 or 400, "
+        "never an HTML page.",
     },
     {
         "problem": "On two cores, several gunicorn workers each starting one OpenMP thread per core "

@@ -41,6 +41,7 @@ def render_pdf(html_path: Path, destination: Path) -> Path:
         tmp_path = Path(tmp.name)
     try:
         document.write_pdf(tmp_path)
+        tmp_path.chmod(0o644)  # NamedTemporaryFile creates 0600; the report is a public document
         tmp_path.replace(destination)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

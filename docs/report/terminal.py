@@ -145,7 +145,8 @@ def render_session(
 
     rows = _session_rows(steps, prompt, columns)
     longest = max((sum(len(s.text) for s in row) for row in rows), default=0)
-    width = int(pad * 2 + char_w * max(longest, 80))
+    title_w = title_font.getlength(title) + font_size * 5
+    width = int(max(pad * 2 + char_w * max(longest, 80), title_w + pad))
     height = bar_h + pad * 2 + line_h * len(rows)
 
     image = Image.new("RGB", (width, height), BACKGROUND)

@@ -42,6 +42,13 @@ def manifest() -> dict:
 
 
 @pytest.fixture(scope="session")
+def committed_report() -> BuiltReport:
+    """The docs/report.pdf committed in the repository."""
+    pdf = paths.REPORT_PDF
+    return BuiltReport(pdf=pdf, html=paths.REPORT_HTML, text=pdf_text(pdf), pages=pdf_pages(pdf))
+
+
+@pytest.fixture(scope="session")
 def built_report(tmp_path_factory: pytest.TempPathFactory) -> BuiltReport:
     """Build the report with the saved captures, writing nothing inside the repository."""
     out = tmp_path_factory.mktemp("report")
