@@ -199,7 +199,12 @@ def deploy(
 
     progress.step("SageMaker model, endpoint config and endpoint")
     container = endpoint.model_spec(result.image_uri, result.model_data, config.endpoint)
-    model_name = endpoint.ensure_model(clients.sagemaker, names, sagemaker_role, container, progress)
+    model_name = iam.retry_while_role_propagates(
+        lambda: endpoint.ensure_model(clients.sagemaker, names, sagemaker_role, container, progress),
+        _sagemaker_role_not_ready,
+        progress,
+        sleep=sleep,
+    )
     config_name = endpoint.ensure_endpoint_config(
         clients.sagemaker, names, model_name, config.endpoint, progress
     )
@@ -321,7 +326,7 @@ def _train(
         )
         name = iam.retry_while_role_propagates(
             lambda: training.start(clients.sagemaker, request, progress),
-            lambda exc: error_code(exc) == "ValidationException" and "assume" in str(exc).lower(),
+            _sagemaker_role_not_ready,
             progress,
             sleep=sleep,
         )
@@ -331,6 +336,11 @@ def _train(
         raise CloudError(f"training job {job['TrainingJobName']} completed but {artifact} is missing")
     progress.detail(f"model artifact {artifact}")
     return job["TrainingJobName"], artifact
+
+
+def _sagemaker_role_not_ready(exc: Exception) -> bool:
+    # A role created seconds ago: SageMaker answers "Could not assume role ..." until IAM has propagated.
+    return error_code(exc) == "ValidationException" and "assume" in str(exc).lower()
 
 
 def _pause_autoscaling(clients: Clients, names: Names, progress: Progress) -> None:

@@ -97,3 +97,47 @@ def test_ticker_repeats_an_unchanged_status_after_the_heartbeat(monkeypatch) -> 
     now[0] += 31
     assert ticker.due("Creating")  # a minute without change: say we are still waiting
     assert ticker.due("InService")
+
+
+def _client_error(code: str, message: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}}, "CreateTrainingJob")
+
+
+def test_a_new_role_is_retried_until_iam_has_propagated() -> None:
+    from pipeline.cloud.deploy import _sagemaker_role_not_ready
+    from pipeline.cloud.iam import retry_while_role_propagates
+
+    failures = [_client_error("ValidationException", "Could not assume role arn:aws:iam::1:role/x")] * 2
+    sleeps: list[float] = []
+
+    def call() -> str:
+        if failures:
+            raise failures.pop()
+        return "started"
+
+    out = io.StringIO()
+    assert (
+        retry_while_role_propagates(call, _sagemaker_role_not_ready, Progress(out), sleep=sleeps.append)
+        == "started"
+    )
+    assert sleeps == [3.0, 3.0]
+    assert "propagate" in out.getvalue()
+
+
+def test_other_errors_are_not_retried() -> None:
+    from pipeline.cloud.deploy import _sagemaker_role_not_ready
+    from pipeline.cloud.iam import retry_while_role_propagates
+
+    calls = []
+
+    def call() -> None:
+        calls.append(1)
+        raise _client_error("ValidationException", "Could not find model data at s3://b/k")
+
+    with pytest.raises(Exception, match="Could not find model data"):
+        retry_while_role_propagates(
+            call, _sagemaker_role_not_ready, Progress(io.StringIO()), sleep=lambda s: None
+        )
+    assert calls == [1]
