@@ -298,6 +298,7 @@ def measure(stack: str, serve: Path, model_dir: Path, tmp: Path, body: dict[str,
             )
             for c in CONNECTIONS
         ]
+        after_json = [uss_mib(p) for p in run.gunicorn_workers()]
         if stack != "noop":
             csv_run = wrk(url, body["csv"], "text/csv", 1, max(args.duration, 5.0), script)
             csv_run["rows_per_request"] = CSV_ROWS
@@ -307,7 +308,8 @@ def measure(stack: str, serve: Path, model_dir: Path, tmp: Path, body: dict[str,
             result["csv_10k"] = csv_run
         result["memory_mib"] = {
             "master_uss": uss_mib(run.gunicorn_master()),
-            "worker_uss": [uss_mib(p) for p in run.gunicorn_workers()],
+            "worker_uss": after_json,  # steady state under single-record traffic
+            "worker_uss_after_csv_10k": [uss_mib(p) for p in run.gunicorn_workers()],
         }
         result["engine_in_log"] = _engine_from_log(run) if stack != "noop" else None
     return result
