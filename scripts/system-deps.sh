@@ -10,7 +10,9 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v dot >/dev/null || need+=(graphviz)
 command -v pdftoppm >/dev/null || need+=(poppler-utils)
 ldconfig -p | grep libpangoft2-1.0.so.0 >/dev/null || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+ldconfig -p | grep libharfbuzz-subset.so.0 >/dev/null || need+=(libharfbuzz-subset0)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
+command -v curl >/dev/null || need+=(curl)  # the report's recorded terminal sessions
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing Debian packages: ${need[*]}"
