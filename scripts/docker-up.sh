@@ -29,6 +29,7 @@ HOST_EXTRA_CA_DIR=/usr/local/share/ca-certificates
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 log() { echo "docker-up: $*" >&2; }
+since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f s", e - s}'; }
 die() {
   log "ERROR: $*"
   exit 1
@@ -141,11 +142,31 @@ Suites: $SUITE-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+  upgrade_rootfs "$root"
   $SUDO find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   $SUDO find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
   $SUDO rm -rf "$root"/usr/share/{man,info,groff,lintian,linda,locale}/* \
     "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
     "$root"/var/log/* "$root"/tmp/* "$root"/var/tmp/*
+}
+
+# debootstrap installs the release's packages only; the official image also carries the security and
+# point updates published since. Apply them too, so the image does not ship known-vulnerable libraries.
+upgrade_rootfs() {
+  local root=$1
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$root/usr/sbin/policy-rc.d" >/dev/null # start no services
+  $SUDO chmod 0755 "$root/usr/sbin/policy-rc.d"
+  $SUDO cp /etc/resolv.conf "$root/etc/resolv.conf"
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive chroot "$root" sh -c \
+    'apt-get update -qq && apt-get upgrade -y -qq --no-install-recommends && apt-get clean' \
+    >"$root.upgrade.log" 2>&1; then
+    tail -n 30 "$root.upgrade.log" >&2 || true
+    die "apt-get upgrade in the new rootfs failed (log above)"
+  fi
+  $SUDO rm -f "$root.upgrade.log"
+  $SUDO rm -f "$root/usr/sbin/policy-rc.d"
+  # Docker provides these at run time; the image must not carry the host's.
+  : | $SUDO tee "$root/etc/resolv.conf" "$root/etc/hostname" >/dev/null
 }
 
 # The TLS-interception CA (see the header). Only when the host has extra CAs; otherwise the base stays
@@ -168,17 +189,23 @@ bake_host_ca() {
 bootstrap_base() {
   local root
   root=$($SUDO mktemp -d /var/tmp/base-rootfs.XXXXXX)
+  $SUDO chmod 0755 "$root" # apt's sandbox user (_apt) must reach the chroot's cache and lists
   # shellcheck disable=SC2064  # expand $root now: the trap must clean this exact directory
-  trap "unmount_under '$root'; $SUDO rm -rf --one-file-system '$root'" EXIT
-  log "bootstrapping $BASE_IMAGE with debootstrap (about 30-40 s)"
+  trap "unmount_under '$root'; $SUDO rm -rf --one-file-system '$root' '$root'.*.log" EXIT
+  log "bootstrapping $BASE_IMAGE with debootstrap (about a minute)"
+  local t0
+  t0=$(date +%s.%N)
   if ! $SUDO debootstrap --variant=minbase "$SUITE" "$root" "$DEBIAN_MIRROR/debian" \
     >"$root.debootstrap.log" 2>&1; then
     tail -n 30 "$root.debootstrap.log" >&2 || true
     die "debootstrap failed (log above)"
   fi
   $SUDO rm -f "$root.debootstrap.log"
+  log "debootstrap done ($(since "$t0"))"
   unmount_under "$root"
+  t0=$(date +%s.%N)
   slim_rootfs "$root"
+  log "security/point updates applied and rootfs slimmed ($(since "$t0"))"
   EXTRA_CA=false
   bake_host_ca "$root"
   $SUDO tar --numeric-owner -C "$root" -c . |
@@ -199,4 +226,4 @@ start_engine
 if [ "$REBUILD_BASE" = 1 ] || ! base_present; then
   bootstrap_base
 fi
-log "ready in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}')s"
+log "ready in $(since "$start")"
