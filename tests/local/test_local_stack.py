@@ -256,5 +256,12 @@ def test_docker_mode_serves_the_image(tmp_path: Path, quick_model_dir: Path) -> 
         assert "serve_starting" in Path(info.logs["container"]).read_text()  # docker logs are followed
     finally:
         local.down(quiet=True)
-    inspect = subprocess.run(["docker", "inspect", info.docker_container], capture_output=True, check=False)
-    assert inspect.returncode != 0  # stopped and removed (--rm)
+    deadline = time.monotonic() + 20
+    while (
+        subprocess.run(
+            ["docker", "inspect", info.docker_container], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        assert time.monotonic() < deadline, "the container was not stopped and removed (--rm)"
+        time.sleep(0.2)
