@@ -48,6 +48,19 @@ def record(destination: Path) -> list[Path]:
     recorder = Recorder(cwd=paths.ROOT, env={"PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}, timeout=900)
     saved: list[Path] = []
     try:
+        _expect(recorder.run("python -m pipeline deploy --dry-run"), "Dry run")
+        saved.append(
+            save(
+                recorder.capture(
+                    "00_deploy_plan",
+                    "What 'deploy' would create in AWS (dry run: no AWS calls)",
+                    "LOCAL",
+                    notes="The deploy command's plan, printed without credentials; it was not executed "
+                    "against AWS for this report.",
+                ),
+                destination,
+            )
+        )
         _expect(recorder.run("python -m pipeline local up"), "the local stack is up")
         saved.append(save(recorder.capture("01_local_up", "Starting the local cloud", "LOCAL"), destination))
 

@@ -34,22 +34,17 @@ AWS_DIAGRAM_CAPTION = (
 )
 LOCAL_DIAGRAM_CAPTION = (
     "The local cloud started by 'python -m pipeline local up': the same Lambda handler code and serving "
-    "container, "
-    "with two loopback services standing in for API Gateway and the SageMaker runtime API."
+    "container, with two loopback services standing in for API Gateway and the SageMaker runtime API."
 )
 
 LOCAL_TEXT = (
     "Nothing in AWS can be exercised without an account, and a mocked AWS (moto) neither enforces API keys "
-    "nor "
-    "runs a model. So the project ships a local cloud: a small local API Gateway that checks the x-api-key "
-    "header "
-    "against usage-plan keys and applies the plan's token-bucket throttling, and a local InvokeEndpoint "
-    "service "
-    "that speaks the sagemaker-runtime wire protocol (so boto3 and the SageMaker SDK talk to it unchanged "
-    "through "
-    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME). Between them runs the real Lambda handler, and behind them the "
-    "real "
-    "serving container. Every request in the terminal captures below went through this path."
+    "nor runs a model. So the project ships a local cloud: a small local API Gateway that checks the "
+    "x-api-key header against usage-plan keys and applies the plan's token-bucket throttling, and a local "
+    "InvokeEndpoint service that speaks the sagemaker-runtime wire protocol (so boto3 and the SageMaker SDK "
+    "talk to it unchanged through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME). Between them runs the real Lambda "
+    "handler, and behind them the real serving container. Every request in the terminal captures below went "
+    "through this path."
 )
 
 
@@ -59,34 +54,30 @@ def services(s: DiagramSettings) -> list[dict[str, str]]:
         {
             "name": "API Gateway (REST API)",
             "role": f"Public HTTPS entry point, stage '{s.stage}'. Every method requires an API key; a usage "
-            "plan "
-            f"limits each key to {s.throttle_rate:g} requests/s (burst {s.throttle_burst}) and {s.quota}.",
+            f"plan limits each key to {s.throttle_rate:g} requests/s (burst {s.throttle_burst}) and "
+            f"{s.quota}.",
             "why": "Per-client keys, throttling and quotas without writing authentication code. A REST API "
-            "rather "
-            "than an HTTP API, because only REST APIs have API keys and usage plans.",
+            "rather than an HTTP API, because only REST APIs have API keys and usage plans.",
         },
         {
             "name": "AWS Lambda",
             "role": "Proxy integration: turns the API request into an InvokeEndpoint call and the endpoint's "
-            "answer "
-            "(or error) into a JSON response with the right status; one JSON log line per request.",
+            "answer (or error) into a JSON response with the right status; one JSON log line per request.",
             "why": "The SageMaker endpoint is not public (it needs SigV4-signed calls); Lambda holds that "
-            "one IAM "
-            "permission, scales with traffic and costs nothing when idle.",
+            "one IAM permission, scales with traffic and costs nothing when idle.",
         },
         {
             "name": "SageMaker real-time endpoint",
             "role": f"Runs the project's own container ({s.instance_type}): nginx, gunicorn and a Flask app "
-            "with "
-            "/ping and /invocations, scoring JSON, CSV or JSON Lines records with the released pipeline.",
+            "with /ping and /invocations, scoring JSON, CSV or JSON Lines records with the released "
+            "pipeline.",
             "why": "Managed hosting with health checks, blue/green updates and CloudWatch metrics; "
             "bring-your-own-container keeps the exact scikit-learn version and code we tested.",
         },
         {
             "name": "Application Auto Scaling",
             "role": f"Target tracking on invocations per instance (target {s.target_invocations}/minute), "
-            "between "
-            f"{s.autoscaling_min} and {s.autoscaling_max} instances.",
+            f"between {s.autoscaling_min} and {s.autoscaling_max} instances.",
             "why": "Capacity follows load without paying for peak all day.",
         },
         {
@@ -106,10 +97,16 @@ def services(s: DiagramSettings) -> list[dict[str, str]]:
             "why": "SageMaker pulls custom images only from ECR.",
         },
         {
-            "name": "IAM and CloudWatch Logs",
-            "role": "Separate least-privilege roles for SageMaker and Lambda; logs of the container and the "
-            "proxy.",
-            "why": "Each component can do only its own job; every request leaves a trace.",
+            "name": "IAM",
+            "role": "Separate least-privilege roles: SageMaker reads only the project's S3 prefix and pulls "
+            "the image; the Lambda may invoke only this endpoint.",
+            "why": "A leaked or buggy component can do only its own job.",
+        },
+        {
+            "name": "CloudWatch (logs, alarms)",
+            "role": "Logs of the container and the proxy (one JSON line per request); alarms on server "
+            "errors and p99 model latency that SageMaker watches during a blue/green endpoint update.",
+            "why": "Every request leaves a trace, and a bad model version rolls back automatically.",
         },
     ]
 
@@ -129,19 +126,15 @@ def run_label(where: str) -> dict[str, str]:
         "where": "LOCAL",
         "short_label": "LOCAL run: no AWS deployment",
         "banner": "LOCAL RUN: the deployment evidence in this report comes from the local cloud on one "
-        "machine. "
-        "No AWS deployment was made for this report.",
+        "machine. No AWS deployment was made for this report.",
         "summary": "No AWS account was used for this report: the AWS resources are created by code that is "
-        "tested "
-        "against a mocked AWS, and the request path was exercised end to end on the local cloud (section 4), "
-        "which runs the real Lambda handler and the real serving container behind local stand-ins for API "
-        "Gateway "
-        "and the SageMaker runtime.",
+        "tested against a mocked AWS, and the request path was exercised end to end on the local cloud "
+        "(section 4), which runs the real Lambda handler and the real serving container behind local "
+        "stand-ins for API Gateway and the SageMaker runtime.",
         "evidence_heading": "The deployment at work (LOCAL run)",
         "evidence_text": "Terminal sessions recorded while 'make report' ran the local cloud: the commands "
-        "as typed "
-        "and their real output. The API key is passed through the API_KEY environment variable and never "
-        "printed.",
+        "as typed and their real output. The API key is passed through the API_KEY environment variable and "
+        "never printed.",
     }
 
 
@@ -152,18 +145,12 @@ def preprocessing_text(manifest: dict[str, Any]) -> str:
     categorical = [f["name"] for f in schema["features"] if f["kind"] == "categorical"]
     return (
         "One function, pipeline.features.to_model_frame, turns any input (training files, JSON, CSV) into "
-        "the "
-        "frame the model consumes: every spelling of missing (null, empty, '?', NaN) becomes NaN for numbers "
-        "and "
-        "an empty string for categories, with dtypes that do not depend on the number of rows. Inside the "
-        "fitted "
-        f"pipeline a ColumnTransformer imputes the {len(numeric)} numeric features with the median and "
-        "standardises "
-        f"them, and imputes the {len(categorical)} categorical features with a constant 'missing' level "
-        "before "
-        "one-hot encoding (unknown categories encode as all zeros). Preprocessing is part of the saved "
-        "pipeline, "
-        "so serving cannot drift from training."
+        "the frame the model consumes: every spelling of missing (null, empty, '?', NaN) becomes NaN for "
+        "numbers and an empty string for categories, with dtypes that do not depend on the number of rows. "
+        f"Inside the fitted pipeline a ColumnTransformer imputes the {len(numeric)} numeric features with "
+        f"the median and standardises them, and imputes the {len(categorical)} categorical features with a "
+        "constant 'missing' level before one-hot encoding (unknown categories encode as all zeros). "
+        "Preprocessing is part of the saved pipeline, so serving cannot drift from training."
     )
 
 
@@ -174,20 +161,18 @@ def training_text(manifest: dict[str, Any]) -> str:
     search = training.get("search") or {}
     names = ", ".join(c.replace("_", " ") for c in config["candidates"])
     text = (
-        f"Candidates ({names}) were cross-validated with {config['cv_folds']}-fold stratified CV "
-        f"(seed {config['random_state']}) on the training split only. "
+        f"Candidates ({names}) were cross-validated with {config['cv_folds']}-fold stratified CV (seed "
+        f"{config['random_state']}) on the training split only. "
     )
     if search:
         text += (
             f"The leader by mean ROC AUC ({search['family'].replace('_', ' ')}) was then tuned by a seeded "
-            "random "
-            f"search: {search['evaluated']} of {search['planned']} planned configurations evaluated within a "
-            f"{search['budget_seconds']:g} s budget. "
+            f"random search: {search['evaluated']} of {search['planned']} planned configurations evaluated "
+            f"within a {search['budget_seconds']:g} s budget. "
         )
     text += (
         f"The decision threshold rule: {manifest['threshold_rule']}. The winning configuration was refitted "
-        "on "
-        "all training rows (python -m pipeline train; in AWS, the same code inside the training job)."
+        "on all training rows (python -m pipeline train; in AWS, the same code inside the training job)."
     )
     return text
 
@@ -195,33 +180,25 @@ def training_text(manifest: dict[str, Any]) -> str:
 CHALLENGES: list[dict[str, str]] = [
     {
         "problem": "A single record with a missing category scored differently from the same record in a "
-        "batch: "
-        "pandas gives a one-row object column None where a batch has NaN, and the imputer does not treat "
-        "None "
-        "as missing.",
+        "batch: pandas gives a one-row object column None where a batch has NaN, and the imputer does not "
+        "treat None as missing.",
         "solution": "One gate, to_model_frame, normalises every missing form to one representation per kind, "
-        "with "
-        "row-count-independent dtypes; training and serving both call it, and tests compare single-row and "
-        "batch "
-        "scores.",
+        "with row-count-independent dtypes; training and serving both call it, and tests compare single-row "
+        "and batch scores.",
     },
     {
         "problem": "The canonical SageMaker bring-your-own-container examples use SDK v2 (Estimator, "
-        "Predictor), "
-        "which SDK v3 removed; v2 is in maintenance mode.",
+        "Predictor), which SDK v3 removed; v2 is in maintenance mode.",
         "solution": "The notebooks use SDK v3: ModelTrainer with our image for training and sagemaker-core "
         "Endpoint.invoke with explicit content types for prediction. The deploy command uses plain boto3, so "
-        "it "
-        "does not depend on either SDK.",
+        "it does not depend on either SDK.",
     },
     {
         "problem": "Without an AWS account the request path could not be tested, and the AWS mock (moto) "
-        "never "
-        "enforces API keys, never throttles and cannot run the model.",
+        "never enforces API keys, never throttles and cannot run the model.",
         "solution": "The local cloud: a local API Gateway enforcing keys and usage-plan throttling, and a "
-        "local "
-        "InvokeEndpoint in front of the real container, with the real Lambda handler between them. The AWS "
-        "control-plane code is tested against moto.",
+        "local InvokeEndpoint in front of the real container, with the real Lambda handler between them. The "
+        "AWS control-plane code is tested against moto.",
     },
     {
         "problem": "Timeouts and size limits differ at each hop (API Gateway 29 s and 10 MB, Lambda 6 MB, "
@@ -233,18 +210,15 @@ CHALLENGES: list[dict[str, str]] = [
     },
     {
         "problem": "On two cores, several gunicorn workers each starting one OpenMP thread per core "
-        "oversubscribe "
-        "the CPU and collapse throughput.",
+        "oversubscribe the CPU and collapse throughput.",
         "solution": "The container pins numerical libraries to one thread per worker and sizes workers to "
-        "the CPU "
-        "count (SAGEMAKER_MODEL_SERVER_WORKERS).",
+        "the CPU count (SAGEMAKER_MODEL_SERVER_WORKERS).",
     },
     {
         "problem": "A pickled model is code: loading a tampered file, or one pickled by another scikit-learn "
         "version, can run anything or score wrongly.",
         "solution": "The artifact's manifest stores SHA-256 checksums and library versions; load_artifact "
-        "verifies "
-        "both before unpickling and refuses with a clear error otherwise.",
+        "verifies both before unpickling and refuses with a clear error otherwise.",
     },
     {
         "problem": "A hand-written report goes stale the day the model is retrained.",
@@ -256,17 +230,13 @@ CHALLENGES: list[dict[str, str]] = [
 
 FUTURE_WORK: list[str] = [
     "Run the deployment in a real AWS account and include that run's captures (make report picks them up "
-    "from "
-    "docs/report/captures/cloud/).",
+    "from docs/report/captures/cloud/).",
     "Monitor data drift: compare live request statistics with the training distribution recorded in the "
-    "manifest, "
-    "with SageMaker Model Monitor or a scheduled job on the captured data.",
+    "manifest, with SageMaker Model Monitor or a scheduled job on the captured data.",
     "Calibrate probabilities explicitly if callers need them as risk estimates, and review the per-group "
-    "gaps "
-    "before any use in decisions about people.",
+    "gaps before any use in decisions about people.",
     "Add a CI/CD pipeline that retrains on new data, compares the candidate with the released model on the "
-    "same "
-    "test split, and promotes it with a blue/green endpoint update only when it is at least as good.",
+    "same test split, and promotes it with a blue/green endpoint update only when it is at least as good.",
 ]
 
 
@@ -280,8 +250,8 @@ def conclusion_text(manifest: dict[str, Any], where: str) -> str:
     )
     return (
         f"The released model reaches a test ROC AUC of {test['roc_auc']:.4f} and F1 of {test['f1']:.4f} on "
-        "data it "
-        "never saw during development. It is packaged once, served by one container that also trains it, and "
-        f"reached through an API with per-client keys and throttling; the whole request path {deployed}. The "
-        "project's value is that every step, from the raw files to this PDF, is code that runs in CI."
+        "data it never saw during development. It is packaged once, served by one container that also "
+        "trains it, and reached through an API with per-client keys and throttling; the whole request path "
+        f"{deployed}. The project's value is that every step, from the raw files to this PDF, is code that "
+        "runs in CI."
     )
