@@ -130,6 +130,10 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"local stack ({stack['mode']} container), run directory {report['run_dir']}:")
     for name, pid in report["processes"].items():  # type: ignore[union-attr]
+        if name == "container" and stack["docker_container"]:
+            state = "running" if report.get("docker_running") else "not running"
+            print(f"  {name:<10} Docker container {stack['docker_container'][:12]} ({state})")
+            continue
         print(f"  {name:<10} {'pid ' + str(pid) if pid else 'not running'}")
     print(f"  gateway    {stack['gateway_url']}/{stack['stage']}")
     print(f"  runtime    {stack['runtime_url']}  (endpoint {stack['endpoint_name']})")
