@@ -1,7 +1,8 @@
 """Build the project report: ``python -m docs.report`` (the ``make report`` target).
 
-Steps: (1) unless ``--no-capture``, start the local cloud and record real terminal sessions of the demo
-requests (or use ``captures/cloud/`` when an AWS run was captured); (2) draw the architecture diagrams;
+Steps: (1) unless ``--no-capture``, record real terminal sessions: by default from the local cloud (started
+and stopped here), with ``--target aws`` (or ``REPORT_TARGET=aws``) from the AWS deployment into
+``captures/cloud/``, which the report then shows instead of the local run; (2) draw the architecture diagrams;
 (3) render every capture as a terminal screenshot; (4) fill the HTML template with facts read from the
 manifest, the evaluation outputs, the schema and the deploy configuration; (5) print it to PDF.
 """
@@ -9,6 +10,7 @@ manifest, the evaluation outputs, the schema and the deploy configuration; (5) p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ from . import paths
 def build(
     *,
     capture: bool,
+    target: str = "local",
     pdf_path: Path = paths.REPORT_PDF,
     html_path: Path = paths.REPORT_HTML,
     captures_root: Path = paths.CAPTURES,
@@ -31,7 +34,11 @@ def build(
     """Build the report and return the PDF's path; each output is replaced only when complete."""
     from . import diagram, facts, render
 
-    if capture:
+    if capture and target == "aws":
+        from . import cloud_session
+
+        cloud_session.record(captures_root / "cloud")
+    elif capture:
         from . import local_session
 
         local_session.record(captures_root / "local")
@@ -62,11 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="reuse the saved terminal captures instead of starting the local cloud to record new ones",
     )
     parser.add_argument(
+        "--target",
+        choices=("local", "aws"),
+        default=os.environ.get("REPORT_TARGET", "local"),
+        help="where to record the terminal sessions (default: $REPORT_TARGET, else local)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=paths.REPORT_PDF, help="PDF path (default docs/report.pdf)"
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    pdf = build(capture=not args.no_capture, pdf_path=args.output)
+    pdf = build(capture=not args.no_capture, target=args.target, pdf_path=args.output)
     print(f"report: wrote {pdf} in {time.monotonic() - started:.0f} s")
     return 0
 

@@ -1,0 +1,68 @@
+"""Recording the report's terminal sessions from a real local cloud (isolated run dir, secrets and ports)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docs.report import capture, local_session, paths
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def isolated_local_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    env = {
+        "LOCAL_RUN_DIR": str(tmp_path / "run"),
+        "LOCAL_SECRETS_DIR": str(tmp_path / "secrets"),
+        "LOCAL_GATEWAY_PORT": str(_free_port()),
+        "LOCAL_RUNTIME_PORT": str(_free_port()),
+        "LOCAL_CONTAINER_PORT": str(_free_port()),
+        "LOCAL_CONTAINER_MODE": "host",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield tmp_path
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "local", "down"],
+        cwd=paths.ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_local_sessions_show_keys_refusals_and_throttling(isolated_local_cloud: Path) -> None:
+    saved = local_session.record(isolated_local_cloud / "captures")
+    names = [p.stem for p in saved]
+    assert names == ["00_deploy_plan", "01_local_up", "02_predictions", "03_refusals", "04_throttling"]
+    sessions = {p.stem: capture.Capture.from_file(p) for p in saved}
+    outputs = {name: "\n".join(s.output for s in c.steps) for name, c in sessions.items()}
+
+    assert "no AWS calls are made" in outputs["00_deploy_plan"]
+    assert outputs["02_predictions"].count("[HTTP 200]") == 2
+    assert '"probability"' in outputs["02_predictions"]
+    assert outputs["03_refusals"].count("[HTTP 403]") == 2
+    assert "[HTTP 400]" in outputs["03_refusals"] and "out_of_range" in outputs["03_refusals"]
+    assert "[HTTP 429]" in outputs["04_throttling"] and "[HTTP 200]" in outputs["04_throttling"]
+    assert all(c.where == "LOCAL" for c in sessions.values())
+
+    key = (isolated_local_cloud / "secrets" / "demo.key").read_text().strip()
+    for path in saved:
+        assert key not in path.read_text(), f"{path.name} contains the API key value"
+    # the stack was stopped at the end
+    status = subprocess.run(
+        [sys.executable, "-m", "pipeline", "local", "status"], cwd=paths.ROOT, capture_output=True, text=True
+    )
+    assert "not running" in status.stdout
