@@ -2,8 +2,9 @@
 
 ``config/deploy.toml`` (via :func:`pipeline.cloud.config.load_config`, with the same env and
 ``--set`` overrides) gives the stage, the usage plan's throttle and quota, the Lambda timeout and memory,
-and (via :mod:`pipeline.cloud.names`) the endpoint and function names. The routes are the Lambda
-proxy's own (``lambda_proxy.handler.ROUTES``), each requiring an API key as in the cloud API.
+and (via :mod:`pipeline.cloud.names`) the endpoint and function names. The routes are the
+cloud API's (``pipeline.cloud.apigateway.ROUTES``, every one requiring an API key), and the function's
+environment is the one the cloud deploy gives it (``pipeline.cloud.lambda_function.environment``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cloud import lambda_function
 from pipeline.cloud.config import DeployConfig, load_config
 from pipeline.cloud.names import names_for
 from pipeline.local.settings import REPO_ROOT, LocalSettings
@@ -71,9 +73,9 @@ class LocalDeployment:
 
     @property
     def routes(self) -> tuple[Route, ...]:
-        from lambda_proxy.handler import ROUTES  # the function's own route table
+        from pipeline.cloud.apigateway import ROUTES  # the cloud API's own route table
 
-        return tuple(Route(method, resource) for resource, methods in ROUTES.items() for method in methods)
+        return tuple(Route(method, f"/{path_part}") for path_part, method in ROUTES)
 
     def lambda_environment(self, runtime_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The function's environment: its configuration, Lambda's standard variables, fake credentials.
@@ -110,10 +112,11 @@ class LocalDeployment:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
-            # The function's configuration, as the deploy sets it.
-            "ENDPOINT_NAME": self.endpoint_name,
+            # Only locally: botocore sends the function's InvokeEndpoint calls to the local runtime.
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime_url,
         }
+        # The function's own configuration, exactly as the cloud deploy sets it.
+        env.update(lambda_function.environment(self.config, names_for(self.config, self.account_id)))
         env.update(extra or {})
         return env
 
