@@ -227,6 +227,7 @@ def package_model(model_dir: Path, tar_path: Path) -> Path:
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the archive is not a secret
         os.replace(tmp_name, tar_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

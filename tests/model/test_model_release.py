@@ -1,0 +1,108 @@
+"""The released artifact (model/): consistent with its docs, and reproducible by a fresh full run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.artifact import MANIFEST_FILE, MODEL_FILE, load_artifact, package_model
+from pipeline.checksums import file_sha256
+from pipeline.data import TEST_FILE, TRAIN_FILE, load_dataset
+from pipeline.manifest import stable_fields
+from pipeline.schema import SCHEMA
+from pipeline.training import config_from_options, train_to_directory
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RELEASE = REPO_ROOT / "model"
+EVALUATION = REPO_ROOT / "docs" / "evaluation"
+# Parts of the stable manifest a reproduction may legitimately change: the search budget (raised
+# so a loaded machine cannot cut the search short and pick another model).
+BUDGET_PATHS = (("training", "config", "search_budget_seconds"), ("training", "search", "budget_seconds"))
+
+
+@pytest.fixture(scope="module")
+def released(released_model_dir):
+    return load_artifact(released_model_dir)
+
+
+def test_committed_manifest_is_the_one_inside_the_tarball(released_model_dir):
+    assert (RELEASE / MANIFEST_FILE).read_bytes() == (released_model_dir / MANIFEST_FILE).read_bytes()
+
+
+def test_repackaging_the_release_gives_the_same_bytes(released_model_dir, tmp_path):
+    again = package_model(released_model_dir, tmp_path / "model.tar.gz")
+    assert again.read_bytes() == (RELEASE / "model.tar.gz").read_bytes()
+
+
+def test_release_is_a_complete_full_run(released):
+    manifest = released.manifest
+    assert manifest["training"]["mode"] == "full"
+    assert set(manifest["metrics"]["cv"]) == {
+        "logistic_regression",
+        "random_forest",
+        "hist_gradient_boosting",
+    }
+    assert manifest["training"]["search"]["truncated"] is False, "release made with a truncated search"
+    assert manifest["training"]["data"]["train"]["files"] == {"adult.data.gz": file_sha256(TRAIN_FILE)}
+    assert manifest["training"]["data"]["test"]["files"] == {"adult.test.gz": file_sha256(TEST_FILE)}
+    assert released.schema == SCHEMA  # the categories seen in adult.data are the ones in the code
+
+
+def test_release_scores_what_its_manifest_says_on_adult_test(released):
+    from pipeline.metrics import classification_metrics
+
+    test = load_dataset(TEST_FILE)
+    proba = released.pipeline.predict_proba(test.X)[:, 1]
+    metrics = classification_metrics(test.y, proba, released.threshold)
+    assert metrics == released.manifest["metrics"]["test"]
+    assert 0.92 <= metrics["roc_auc"] <= 0.935
+
+
+def test_release_threshold_follows_the_documented_rule(released):
+    assert released.manifest["threshold_rule"].startswith("maximise F1")
+    oof = released.manifest["metrics"]["chosen"]["out_of_fold_at_threshold"]
+    assert 0.0 < released.threshold < 1.0
+    assert oof["f1"] > released.manifest["metrics"]["chosen"]["cv"]["f1"]["mean"]  # better than at 0.5
+
+
+def test_evaluation_docs_describe_the_release(released):
+    comparison = json.loads((EVALUATION / "comparison.json").read_text())
+    assert comparison["test"]["at_threshold"] == released.manifest["metrics"]["test"]
+    assert comparison["chosen"]["threshold"] == released.threshold
+    card = (released.model_dir / "model_card.md").read_text()
+    assert (EVALUATION / "model_card.md").read_text() == card
+    for name in ("roc_curve.png", "pr_curve.png", "confusion_matrix.png", "calibration.png", "cv_roc_pr.png"):
+        assert (EVALUATION / name).stat().st_size > 10_000, name
+
+
+def _without(manifest: dict, paths) -> dict:
+    manifest = json.loads(json.dumps(manifest))
+    for path in paths:
+        node = manifest
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    return manifest
+
+
+@pytest.mark.slow
+def test_fresh_full_run_reproduces_the_release(released, tmp_path):
+    """Same data, code, libraries and settings: the same model.joblib bytes and stable manifest."""
+    config = released.manifest["training"]["config"]
+    options = {k: v for k, v in config.items() if k not in ("quick", "search_budget_seconds")}
+    fresh_config = replace(config_from_options(**options), search_budget_seconds=1e9)
+    _, manifest = train_to_directory([TRAIN_FILE], [TEST_FILE], fresh_config, tmp_path / "model")
+    assert manifest["artifact_files"][MODEL_FILE] == released.manifest["artifact_files"][MODEL_FILE]
+    ours = _without(stable_fields(manifest), BUDGET_PATHS)
+    theirs = _without(stable_fields(released.manifest), BUDGET_PATHS)
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    fresh = load_artifact(tmp_path / "model")
+    test = load_dataset(TEST_FILE)
+    assert np.array_equal(
+        fresh.pipeline.predict_proba(test.X)[:, 1], released.pipeline.predict_proba(test.X)[:, 1]
+    )
+    assert fresh.threshold == released.threshold
