@@ -6,6 +6,7 @@ scoring is CPU-bound and nginx buffers slow clients, so one request per worker p
 
 import contextlib
 import gc
+import grp
 import os
 import sys
 
@@ -31,6 +32,41 @@ capture_output = False
 control_socket_disable = True  # gunicorn >= 25 would otherwise create ~/.gunicorn/gunicorn.ctl
 # Heartbeat files on tmpfs: a disk-backed /tmp (Docker's overlay) can stall them and kill workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else str(_settings.run_dir)  # noqa: S108
+
+
+def _unprivileged_group() -> str:
+    for name in ("nogroup", "nobody"):
+        with contextlib.suppress(KeyError):
+            return grp.getgrnam(name).gr_name
+    raise RuntimeError("neither group 'nogroup' nor 'nobody' exists for the gunicorn workers")
+
+
+def _readable_by_anyone(path: str) -> bool:
+    """True if ``path`` and every directory above it can be read (and entered) by any user."""
+    current = os.path.realpath(path)
+    while True:
+        if os.stat(current).st_mode & 0o005 != 0o005:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
+if os.geteuid() == 0:
+    # SageMaker starts the container as root. The master keeps root (it loaded the model before the
+    # fork); the workers, which parse untrusted request bodies, switch to nobody and the run
+    # directory's group (nginx's workers), which is all they need: socket, heartbeat, ready file.
+    # Only when the Python installation is readable by them (in the image it is; a Python under
+    # /root on a developer's machine is not, and a worker's lazy imports would fail).
+    import flask
+
+    _code_dirs = (os.path.dirname(os.__file__), os.path.dirname(os.path.dirname(flask.__file__)))
+    if all(_readable_by_anyone(d) for d in (*_code_dirs, os.path.dirname(os.path.abspath(__file__)))):
+        user = "nobody"
+        group = _unprivileged_group()
+    else:
+        log_event("warning", "workers_keep_root", reason="the Python installation is not readable by nobody")
 
 
 def pre_fork(server, worker):

@@ -68,11 +68,16 @@ def test_kill_9_of_workers_under_load_fails_only_in_flight_requests(
     assert not load.is_alive(), "the load run hung"
     assert result.sent == 2500
     # A sync worker handles one request at a time: each kill may fail at most the one it was serving.
-    assert result.non_2xx <= kills, result.summary()
-    assert sum(result.connection_errors.values()) == 0, result.summary()
+    assert result.failures <= kills, result.summary()
+    # That request gets nginx's JSON 502, unless the kill landed after the worker had written the
+    # response headers (gunicorn writes headers and body separately): then nginx has already relayed
+    # the status line and can only close the connection, which the client sees as a body shorter
+    # than its Content-Length. Either way it is detectable and nothing hangs.
+    assert set(result.connection_errors) <= {"IncompleteRead"}, result.summary()
     for sample in result.error_samples:
-        assert sample["status"] == 502, sample
-        assert assert_documented_error(str(sample["body"]))["code"] == "model_server_unavailable"
+        if "status" in sample:
+            assert sample["status"] == 502, sample
+            assert assert_documented_error(str(sample["body"]))["code"] == "model_server_unavailable"
     assert max(replaced_in) < 1.0, f"replacement took {replaced_in} s"
     # The replacements serve.
     for _ in range(20):
