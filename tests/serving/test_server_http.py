@@ -295,6 +295,15 @@ def test_one_log_line_per_request_without_payload_values(server: ServeProcess) -
     assert "Holand-Netherlands" not in log_text and "98765" not in log_text
 
 
+def test_rejected_values_reach_the_client_but_not_the_log(server: ServeProcess) -> None:
+    response = invoke(server, orjson.dumps({**RECORD, "age": 777, "sex": "Zorblax-9"}), "application/json")
+    assert response.status_code == 400
+    assert "777" in response.text  # the caller is told what was wrong with its own value
+    line = next(json.loads(x) for x in server.log_lines() if response.headers["X-Request-Id"] in x)
+    assert line["error_code"] == "invalid_records" and line["status"] == 400
+    assert "777" not in json.dumps(line) and "Zorblax" not in "\n".join(server.log_lines())
+
+
 def test_nginx_answered_errors_are_logged_as_json(server: ServeProcess) -> None:
     response = invoke(server, padded_json(LIMIT + 1), "application/json")
     request_id = response.headers["X-Request-Id"]
