@@ -14,6 +14,13 @@ log() { echo "docker-down: $*" >&2; }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+# On a systemd machine the service restarts a killed daemon: stop it through systemd instead.
+if [ -d /run/systemd/system ] && systemctl is-active --quiet docker.service 2>/dev/null; then
+  log "stopping docker.service (systemd)"
+  $SUDO systemctl stop docker.service docker.socket
+  exit 0
+fi
+
 pid=""
 [ -r "$PIDFILE" ] && pid=$(cat "$PIDFILE")
 if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then

@@ -73,6 +73,9 @@ start_engine() {
   [ -r "$pidfile" ] && pid=$(cat "$pidfile")
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     log "dockerd (pid $pid) is running but not answering yet; waiting"
+  elif [ -d /run/systemd/system ] && systemctl cat docker.service >/dev/null 2>&1; then
+    log "starting docker.service (systemd)"
+    $SUDO systemctl start docker.service
   else
     log "starting dockerd (log: $DOCKERD_LOG)"
     $SUDO mkdir -p "$(dirname "$DOCKERD_LOG")"
