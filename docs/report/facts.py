@@ -109,10 +109,7 @@ def model_facts(manifest: dict[str, Any]) -> dict[str, Any]:
     name = model["name"]
     params = model.get("searched_params") or {}
     estimator = MODEL_NAMES.get(name, name.replace("_", " "))
-    if params:
-        estimator += " (" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
-    else:
-        estimator += " with default hyperparameters"
+    estimator += " with tuned hyperparameters" if params else " with default hyperparameters"
     volatile = manifest.get("volatile", {})
     sha = (manifest.get("artifact_files") or {}).get("model.joblib", "")
     return {
@@ -309,6 +306,48 @@ def headline(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return kpis
 
 
+def glance(
+    manifest: dict[str, Any], model: dict[str, Any], s: DiagramSettings, where: str
+) -> list[dict[str, str]]:
+    """The executive summary's facts table."""
+    data = manifest["training"]["data"]
+    features = manifest["schema"]["features"]
+    params = manifest["model"].get("searched_params") or {}
+    tuned = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "library defaults"
+    return [
+        {
+            "name": "data",
+            "value": f"UCI Adult: {fmt_count(data['train']['rows'])} training rows, "
+            f"{fmt_count(data['test']['rows'])} held-out test rows, {len(features)} features",
+        },
+        {
+            "name": "model",
+            "value": f"{model['display_name']} ({tuned}); decision threshold {model['threshold']}",
+        },
+        {
+            "name": "artifact",
+            "value": "model.tar.gz = model.joblib + manifest.json + model_card.md; "
+            f"scikit-learn {model['sklearn_version']}; model.joblib SHA-256 {model['sha256_short']}...",
+        },
+        {
+            "name": "serving",
+            "value": f"one container image (nginx, gunicorn, Flask) on a SageMaker real-time endpoint, "
+            f"{s.instance_type}, autoscaling {s.autoscaling_min} to {s.autoscaling_max} instances",
+        },
+        {
+            "name": "API",
+            "value": f"API Gateway REST API, stage '{s.stage}', API key and usage plan "
+            f"({s.throttle_rate:g} req/s, burst {s.throttle_burst}, {s.quota}), Lambda proxy",
+        },
+        {
+            "name": "evidence",
+            "value": "recorded against the AWS deployment"
+            if where == "AWS"
+            else "LOCAL run on the local cloud (one machine); no AWS deployment was made",
+        },
+    ]
+
+
 def figures(directory: Path, captions: dict[str, str]) -> list[Figure]:
     """Every PNG in ``directory``, in the order of ``captions`` first, then by name."""
     found = {p.stem: p for p in sorted(directory.glob("*.png"))}
@@ -408,6 +447,7 @@ def collect(
         "data": data_facts(manifest),
         "candidates": {"count": len(cv)},
         "headline": headline(manifest),
+        "glance": glance(manifest, model, settings, where),
         "features": feature_rows(manifest),
         "dropped": _require(manifest, "schema").get("dropped_columns", {}),
         "tables": {

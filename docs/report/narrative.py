@@ -118,7 +118,8 @@ def run_label(where: str) -> dict[str, str]:
             "where": "AWS",
             "short_label": "Evidence: AWS deployment",
             "banner": "The terminal captures in this report were recorded against a real AWS deployment.",
-            "summary": "The deployment evidence (section 4) was recorded against the AWS deployment.",
+            "summary": "The deployment evidence (see Deployment Architecture) was recorded against the AWS "
+            "deployment.",
             "evidence_heading": "The deployment at work (AWS run)",
             "evidence_text": "Real requests against the deployed API, recorded with their actual output.",
         }
@@ -128,9 +129,9 @@ def run_label(where: str) -> dict[str, str]:
         "banner": "LOCAL RUN: the deployment evidence in this report comes from the local cloud on one "
         "machine. No AWS deployment was made for this report.",
         "summary": "No AWS account was used for this report: the AWS resources are created by code that is "
-        "tested against a mocked AWS, and the request path was exercised end to end on the local cloud "
-        "(section 4), which runs the real Lambda handler and the real serving container behind local "
-        "stand-ins for API Gateway and the SageMaker runtime.",
+        "tested against a mocked AWS, and the request path was exercised end to end on the local cloud (see "
+        "Deployment Architecture), which runs the real Lambda handler and the real serving container behind "
+        "local stand-ins for API Gateway and the SageMaker runtime.",
         "evidence_heading": "The deployment at work (LOCAL run)",
         "evidence_text": "Terminal sessions recorded while 'make report' ran the local cloud: the commands "
         "as typed and their real output. The API key is passed through the API_KEY environment variable and "
