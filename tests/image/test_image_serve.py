@@ -146,6 +146,17 @@ def test_serve_listens_on_sagemaker_bind_to_port(image: str, model_dir: Path) ->
         ep.container.remove()
 
 
+def test_serve_writes_nothing_outside_tmp(image: str, model_dir: Path) -> None:
+    """A read-only root filesystem (only /tmp writable) still serves: no stray state in the image."""
+    ep = start_serve(image, model_dir, "--read-only", "--tmpfs", "/tmp")
+    try:
+        wait_for_ping(ep.container, f"{ep.url}/ping", PING_TIMEOUT_S)
+        response = requests.post(f"{ep.url}/invocations", json=RECORDS, timeout=30)
+        assert response.status_code == 200, response.text
+    finally:
+        ep.container.remove()
+
+
 def test_without_a_model_ping_explains_and_the_container_stays_up(image: str) -> None:
     """No crash loop: /ping gives a non-200 JSON reason within SageMaker's 2 s ping timeout."""
     ep = start_serve(image, None)
