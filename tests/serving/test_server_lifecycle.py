@@ -178,3 +178,18 @@ def test_bad_setting_exits_2_naming_the_variable(start_server, quick_model_dir: 
     events = [json.loads(line) for line in server.log_lines()]
     assert events[-1]["event"] == "serve_bad_settings"
     assert "SAGEMAKER_MODEL_SERVER_TIMEOUT='soon'" in events[-1]["message"]
+
+
+def test_killed_serve_leaves_no_orphans(start_server, quick_model_dir: Path) -> None:
+    """SIGKILL cannot be drained, but the masters get SIGTERM from the kernel and stop their workers."""
+    server: ServeProcess = start_server(quick_model_dir, workers=2)
+    server.wait_for_ping(200)
+    wait_until(lambda: len(server.workers()) == 2, timeout=20, message="two workers never booted")
+    tree = descendants(server.proc.pid)
+    server.proc.kill()
+    server.proc.wait(timeout=5)
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=15, message="orphans outlived serve")
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does; TIME_WAIT is fine
+        sock.bind(("127.0.0.1", server.port))  # nobody listens on the port any more
+        sock.listen()
