@@ -70,7 +70,7 @@ def record(destination: Path) -> list[Path]:
             save(
                 recorder.capture(
                     "04_throttling",
-                    "Throttling by the usage plan (local stack restarted with 5 requests/s, burst 10)",
+                    "Throttling by the usage plan (restarted at 5 requests/s, burst 10)",
                     WHERE,
                     notes="The tight plan is set on the command line to make the limit visible with a short "
                     "loop; the deployed default is in config/deploy.toml.",
