@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,10 +103,21 @@ def image_exists(ecr: Any, repository: str, tag: str) -> bool:
         raise
 
 
-def build_commands(image_uri: str, registry: str, user: str = "AWS") -> list[list[str]]:
-    """The exact docker commands, in order: build for linux/amd64, log in (password on stdin), push."""
+def build_commands(
+    image_uri: str, registry: str, user: str = "AWS", buildkit: bool = False
+) -> list[list[str]]:
+    """The exact docker commands, in order: build for linux/amd64, log in (password on stdin), push.
+
+    With BuildKit (``buildkit=True``: a CLI with buildx, e.g. Docker Desktop) the build also needs
+    ``--provenance=false``: otherwise the push is an OCI image index with an attestation, and
+    SageMaker's CreateModel rejects it ("Unsupported manifest media type"). The legacy builder
+    rejects that flag, so it is only added when BuildKit builds.
+    """
+    build = ["docker", "build", "--platform", PLATFORM]
+    if buildkit:
+        build.append("--provenance=false")
     return [
-        ["docker", "build", "--platform", PLATFORM, "-f", DOCKERFILE, "-t", image_uri, "."],
+        [*build, "-f", DOCKERFILE, "-t", image_uri, "."],
         ["docker", "login", "--username", user, "--password-stdin", registry],
         ["docker", "push", image_uri],
     ]
@@ -118,13 +132,21 @@ def build_and_push(
         progress.detail(f"image {image_uri} already in ECR (sources unchanged): not rebuilding")
         return image_uri
     user, password, registry = registry_login(ecr)
-    build, login, push = build_commands(image_uri, registry, user)
+    build, login, push = build_commands(image_uri, registry, user, buildkit=buildkit_builds())
     progress.detail(f"building {image_uri} for {PLATFORM}")
     runner.run(build, cwd=repo_root)
     runner.run(login, cwd=repo_root, stdin=password.encode())
     progress.detail("pushing")
     runner.run(push, cwd=repo_root)
     return image_uri
+
+
+def buildkit_builds() -> bool:
+    """True when ``docker build`` uses BuildKit: the CLI has the buildx plugin and nothing turned it off."""
+    if os.environ.get("DOCKER_BUILDKIT") == "0" or shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "buildx", "version"], capture_output=True, check=False)
+    return probe.returncode == 0
 
 
 def registry_login(ecr: Any) -> tuple[str, str, str]:

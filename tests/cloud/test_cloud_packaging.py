@@ -87,3 +87,10 @@ def test_docker_commands_are_exact() -> None:
         ["docker", "login", "--username", "AWS", "--password-stdin", registry],
         ["docker", "push", image],
     ]
+
+
+def test_buildkit_builds_add_provenance_false() -> None:
+    # BuildKit's default provenance attestation turns the push into an OCI index SageMaker rejects.
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/adult-income:src-0123456789ab"
+    build, _, _ = build_commands(image, "123456789012.dkr.ecr.us-east-1.amazonaws.com", buildkit=True)
+    assert build[:5] == ["docker", "build", "--platform", "linux/amd64", "--provenance=false"]
