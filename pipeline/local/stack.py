@@ -239,8 +239,13 @@ class Stack:
         return "host"
 
     def _start_host_container(self, model_dir: Path, port: int, extra_env: Mapping[str, str] | None) -> None:
+        # Like a container, serve sees only its own configuration, not the caller's environment
+        # (no AWS profile or credentials, no local-cloud settings).
+        inherited = {
+            k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "TZ")
+        }
         env = {
-            **os.environ,
+            **inherited,
             "MODEL_DIR": str(model_dir),
             "SAGEMAKER_BIND_TO_PORT": str(port),
             "SERVE_LISTEN_HOST": "127.0.0.1",
