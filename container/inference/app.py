@@ -7,6 +7,7 @@ validate against the artifact's schema -> score (chunked, under a deadline) -> e
 from __future__ import annotations
 
 import re
+import time
 import traceback
 import uuid
 from typing import Any
@@ -49,6 +50,9 @@ def create_app(settings: Settings, state: ModelState) -> Flask:
         supplied = request.headers.get("X-Request-Id", "")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         g.timer = RequestTimer(request_id, request.method, request.path, request.content_length)
+        g.queued_s = _queued_seconds(request.headers.get("X-Request-Start"))
+        if g.queued_s is not None:
+            g.timer.note(queue_ms=round(g.queued_s * 1000, 3))
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -118,10 +122,11 @@ class _Service:
             )
 
     def invoke(self) -> Response:
-        deadline = Deadline(self.settings.request_deadline_s)
+        deadline = Deadline(self.settings.request_deadline_s, g.get("queued_s") or 0.0)
         timer: RequestTimer = g.timer
         if not self.state.ready:
             raise ModelNotReady(self.state.reason or "model is not loaded")
+        deadline.check("queueing")
         fmt = request_format(request.headers.get("Content-Type"))
         output = negotiate_accept(request.headers.get("Accept"), self.default_accept)
         timer.note(content_type=fmt, accept=output)
@@ -165,6 +170,18 @@ def _from_werkzeug(error: HTTPException, settings: Settings) -> ServingError:
     generic.status = error.code or 500
     generic.code = re.sub(r"[^a-z0-9]+", "_", (error.name or "error").lower()).strip("_")
     return generic
+
+
+def _queued_seconds(header: str | None) -> float | None:
+    """Seconds since nginx passed the request on (``X-Request-Start: t=<epoch seconds>``), if sane."""
+    if not header or not header.startswith("t="):
+        return None
+    try:
+        queued = time.time() - float(header[2:])
+    except ValueError:
+        return None
+    # Clock steps or a forged header must not fail requests: ignore anything implausible.
+    return queued if 0.0 <= queued <= 3600.0 else None
 
 
 def _too_large(limit: int, received: int | None) -> PayloadTooLarge:

@@ -17,11 +17,15 @@ from inference.validation import ValidatedBatch
 
 
 class Deadline:
-    """A point in monotonic time after which a request must give up."""
+    """A point in monotonic time after which a request must give up.
 
-    def __init__(self, budget_s: float) -> None:
+    ``already_spent_s`` is time the request waited before the app saw it (queued behind busy
+    workers, measured from nginx's X-Request-Start); it counts against the budget.
+    """
+
+    def __init__(self, budget_s: float, already_spent_s: float = 0.0) -> None:
         self.budget_s = budget_s
-        self.expires = time.monotonic() + budget_s
+        self.expires = time.monotonic() + budget_s - max(0.0, already_spent_s)
 
     def check(self, phase: str) -> None:
         """Raise DeadlineExceeded (504) if the budget is used up; ``phase`` names where it happened."""

@@ -119,3 +119,32 @@ def test_request_id_from_proxy_is_kept_and_a_bad_one_replaced() -> None:
         "X-Request-Id"
     ]
     assert len(replaced) == 32 and replaced.isalnum()
+
+
+def test_time_queued_before_the_app_counts_against_the_deadline() -> None:
+    engine = SlowEngine(delay=0)
+    client = client_for(engine, SAGEMAKER_MODEL_SERVER_TIMEOUT="60")
+    stale = {"X-Request-Start": f"t={time.time() - 61:.3f}"}
+    response = client.post(
+        "/invocations", data=orjson.dumps(RECORD), content_type="application/json", headers=stale
+    )
+    assert response.status_code == 504
+    assert response.get_json()["error"]["details"][0]["phase"] == "queueing"
+    assert engine.calls == 0  # stale work is shed, not done
+    fresh = {"X-Request-Start": f"t={time.time() - 0.05:.3f}"}
+    ok = client.post(
+        "/invocations", data=orjson.dumps(RECORD), content_type="application/json", headers=fresh
+    )
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["t=abc", f"t={time.time() + 7200:.3f}", "1234", ""])
+def test_implausible_request_start_headers_are_ignored(header: str) -> None:
+    client = client_for(SlowEngine(0), SAGEMAKER_MODEL_SERVER_TIMEOUT="1")
+    response = client.post(
+        "/invocations",
+        data=orjson.dumps(RECORD),
+        content_type="application/json",
+        headers={"X-Request-Start": header},
+    )
+    assert response.status_code == 200

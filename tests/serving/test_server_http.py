@@ -291,6 +291,7 @@ def test_one_log_line_per_request_without_payload_values(server: ServeProcess) -
     assert line["event"] == "request" and line["status"] == 200 and line["records"] == 2
     assert line["unknown_categories"] == {"race": 1}
     assert line["latency_ms"] > 0
+    assert 0 <= line["queue_ms"] < 10_000  # nginx's X-Request-Start reached the app
     log_text = "\n".join(server.log_lines())
     assert "Holand-Netherlands" not in log_text and "98765" not in log_text
 
