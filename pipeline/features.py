@@ -16,6 +16,7 @@ Dtypes never depend on the number of rows, so a record scores bit-for-bit the sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -82,51 +83,62 @@ def _row_count(columns: ColumnData, schema: Schema) -> int:
     return next(iter(lengths.values()))
 
 
-def _as_object_series(values: Sequence[object]) -> pd.Series:
+def _values(values: Sequence[object]) -> Sequence[object]:
+    """A plain sequence to iterate (Series/Index give their object values, not their index)."""
     if isinstance(values, pd.Series | pd.Index):
-        values = values.to_numpy(dtype=object)
-    return pd.Series(list(values), dtype=object)
-
-
-def _missing_mask(series: pd.Series) -> np.ndarray:
-    """True where a value is None/NaN/NA or a missing token once whitespace is stripped."""
-    na = series.isna().to_numpy()
-    is_str = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    token = np.zeros(len(series), dtype=bool)
-    if is_str.any():
-        stripped = series[is_str].map(str.strip)
-        token[is_str] = stripped.isin(MISSING_TOKENS).to_numpy()
-    return na | token
+        return values.to_numpy(dtype=object)
+    return values
 
 
 def _numeric_column(name: str, values: Sequence[object]) -> np.ndarray:
     if isinstance(values, pd.Series | np.ndarray) and np.asarray(values).dtype.kind in "iuf":
-        return np.asarray(values, dtype=np.float64).copy()
-    series = _as_object_series(values)
-    missing = _missing_mask(series)
-    out = np.full(len(series), np.nan, dtype=np.float64)
-    present = series[~missing]
-    if len(present):
-        if present.map(lambda v: isinstance(v, bool | np.bool_)).any():
-            raise InvalidFeatureValueError(f"feature {name!r} is numeric; got a boolean")
-        try:
-            out[~missing] = pd.to_numeric(present.map(_strip_if_str), errors="raise").to_numpy(
-                dtype=np.float64
-            )
-        except (ValueError, TypeError) as exc:
-            raise InvalidFeatureValueError(f"feature {name!r} is numeric; {exc}") from None
+        out = np.asarray(values, dtype=np.float64).copy()  # fast path: already numeric (training)
+    else:
+        # A per-value loop: for the 1-100 rows of a request it is several times faster than pandas'
+        # vectorised calls, whose fixed cost per column dominates at that size.
+        items = _values(values)
+        out = np.empty(len(items), dtype=np.float64)
+        for i, value in enumerate(items):
+            out[i] = _to_float(name, value)
+    if np.isinf(out).any():
+        raise InvalidFeatureValueError(f"feature {name!r} is numeric; got an infinite value")
     return out
+
+
+def _to_float(name: str, value: object) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool | np.bool_):
+        raise InvalidFeatureValueError(f"feature {name!r} is numeric; got a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        if text in MISSING_TOKENS:
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            raise InvalidFeatureValueError(f"feature {name!r} is numeric; got {value!r}") from None
+    if isinstance(value, float | int | np.floating | np.integer):
+        return float(value)
+    if value is pd.NA or value is pd.NaT:
+        return math.nan
+    raise InvalidFeatureValueError(f"feature {name!r} is numeric; got {type(value).__name__} {value!r}")
 
 
 def _categorical_column(values: Sequence[object]) -> np.ndarray:
-    series = _as_object_series(values)
-    missing = _missing_mask(series)
-    out = np.full(len(series), CATEGORICAL_MISSING, dtype=object)
-    present = series[~missing]
-    if len(present):
-        out[~missing] = present.map(lambda v: str(v).strip()).to_numpy(dtype=object)
+    items = _values(values)
+    out = np.empty(len(items), dtype=object)
+    for i, value in enumerate(items):
+        out[i] = _to_category(value)
     return out
 
 
-def _strip_if_str(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
+def _to_category(value: object) -> str:
+    if isinstance(value, str):
+        text = value.strip()
+        return CATEGORICAL_MISSING if text in MISSING_TOKENS else text
+    if value is None or value is pd.NA or value is pd.NaT:
+        return CATEGORICAL_MISSING
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return CATEGORICAL_MISSING
+    return str(value).strip()

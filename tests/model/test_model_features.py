@@ -105,10 +105,19 @@ def test_optional_feature_absent_is_missing():
     assert frame["native_country"].tolist() == [CATEGORICAL_MISSING] * 2
 
 
-@pytest.mark.parametrize("bad", ["abc", True, [1]])
+@pytest.mark.parametrize("bad", ["abc", True, [1], float("inf"), "-inf", {"a": 1}])
 def test_non_numeric_value_in_numeric_feature_is_named(bad):
     with pytest.raises(InvalidFeatureValueError, match="'hours_per_week'"):
         to_model_frame({**{k: [v] for k, v in BASE.items()}, "hours_per_week": [bad]})
+
+
+def test_numpy_scalars_and_series_are_read():
+    columns = {k: pd.Series([v, v]) for k, v in BASE.items()}
+    columns["age"] = np.array([np.int64(30), np.float32(31.5)], dtype=object)
+    columns["sex"] = pd.Series(["Male", np.nan], dtype="str")
+    frame = to_model_frame(columns)
+    assert frame["age"].tolist() == [30.0, 31.5]
+    assert frame["sex"].tolist() == ["Male", CATEGORICAL_MISSING]
 
 
 def test_columns_of_different_lengths_are_refused():
