@@ -306,6 +306,46 @@ def headline(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return kpis
 
 
+LATENCY_ROWS = {
+    "container": "container /invocations, called directly",
+    "runtime": "local InvokeEndpoint (plain HTTP)",
+    "runtime_boto3": "local InvokeEndpoint through boto3 (as the Lambda calls it)",
+    "gateway_health": "API Gateway + Lambda, GET /health (no model)",
+    "gateway": "API Gateway + Lambda + InvokeEndpoint + container, POST /predict",
+}
+
+
+def latency_table(path: Path = paths.LOCAL_PATH_BENCH) -> dict[str, Any] | None:
+    """Sequential single-record latency at each hop of the local path (``bench/results/local_path.json``)."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    meta = data.get("meta", {})
+    rows = [
+        {
+            "label": LATENCY_ROWS.get(name, name),
+            "cells": [
+                fmt_count(r["requests"]),
+                f"{r['p50_ms']:.1f}",
+                f"{r['p90_ms']:.1f}",
+                f"{r['p99_ms']:.1f}",
+            ],
+            "selected": False,
+        }
+        for name, r in data.get("sequential", {}).items()
+    ]
+    load = meta.get("load_average_at_start") or []
+    return {
+        "corner": "one record at a time, entry point",
+        "columns": ["requests", "p50 ms", "p90 ms", "p99 ms"],
+        "rows": rows,
+        "caption": f"From bench/results/local_path.json ({meta.get('created_utc', '?')}, LOCAL, "
+        f"{meta.get('container_mode', '?')} container, {meta.get('model_engine', '?')} engine, "
+        f"{meta.get('cpu_count', '?')} CPUs, load average {load[0] if load else '?'} at start). "
+        "Client and services share the cores, so the numbers are noisy; in AWS the network adds to them.",
+    }
+
+
 def glance(
     manifest: dict[str, Any], model: dict[str, Any], s: DiagramSettings, where: str
 ) -> list[dict[str, str]]:
@@ -470,6 +510,7 @@ def collect(
             "quota": settings.quota,
         },
         "services": narrative.services(settings),
+        "latency": latency_table(),
         "captures": screenshots(captures, where, screenshot_dir),
         "run": narrative.run_label(where),
         "preprocessing_text": narrative.preprocessing_text(manifest),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -147,3 +148,11 @@ def test_committed_report_is_current(committed_report: BuiltReport, manifest: di
             f"docs/report.pdf is stale: {metric} {value:.4f} not in it; run make report"
         )
     assert f"{manifest['threshold']:.4f}" in text
+
+
+def test_local_latency_table_equals_the_benchmark_results(built_report: BuiltReport) -> None:
+    data = json.loads(paths.LOCAL_PATH_BENCH.read_text())
+    for name, result in data["sequential"].items():
+        rows = _lines_with(built_report.text, facts.LATENCY_ROWS[name])
+        assert rows, f"no latency row for {name}"
+        assert f"{result['p50_ms']:.1f}" in rows[0] and f"{result['p99_ms']:.1f}" in rows[0], rows[0]
