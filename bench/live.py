@@ -342,3 +342,25 @@ class LocalPath:
         raise RuntimeError(
             f"the local gateway's /health did not answer 200 within {wait_s:g} s (last: {last})"
         )
+
+
+def ensure_model(model_dir: Path | None, tmp: Path) -> tuple[Path, str]:
+    """The given artifact, else the released ``model/model.tar.gz``, else a quick-trained one; and which."""
+    if model_dir is not None:
+        return model_dir, str(model_dir)
+    released = REPO_ROOT / "model" / "model.tar.gz"
+    if released.is_file():
+        from pipeline.artifact import safe_extract
+
+        return safe_extract(released, tmp / "released-model"), "model/model.tar.gz"
+    from pipeline.data import TEST_FILE, TRAIN_FILE
+    from pipeline.training import TrainingConfig, train_to_directory
+
+    target = tmp / "quick-model"
+    train_to_directory([TRAIN_FILE], [TEST_FILE], TrainingConfig(quick=True), target)
+    return target, "quick model (train --quick): model/model.tar.gz was not there"
+
+
+def machine_state() -> dict[str, object]:
+    """CPU count and load average now (the numbers of a run are only as quiet as the machine)."""
+    return {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
