@@ -329,6 +329,15 @@ def test_native_thread_pools_are_pinned_to_one_thread_per_worker(server: ServePr
         assert threads == 1, f"worker {pid} runs {threads} threads"
 
 
+def test_ping_is_200_even_for_conditional_and_range_requests(server: ServeProcess) -> None:
+    first = requests.get(f"{server.url}/ping", timeout=2)
+    headers = {"If-Modified-Since": first.headers.get("Last-Modified", "Thu, 01 Jan 2099 00:00:00 GMT")}
+    headers["If-None-Match"] = "*"
+    headers["Range"] = "bytes=0-3"
+    again = requests.get(f"{server.url}/ping", headers=headers, timeout=2)
+    assert (again.status_code, again.json()) == (200, {"status": "ok"})
+
+
 def test_ping_stays_fast_while_every_worker_is_busy(server: ServeProcess) -> None:
     """nginx answers /ping from the ready file, so a queue of big requests cannot break the 2 s rule."""
     body = csv_rows(RECORDS * 7000, header=False).encode()  # 21,000 rows per request
