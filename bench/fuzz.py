@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         results["container"] = _print("container", container)
         with LocalPath(model_dir, tmp / "local", overrides=FUZZ_PLAN) as path:
             gateway = fuzz_until(
-                args.gateway, GATEWAY_SPEC, path.gateway_url + "/prod", {"x-api-key": path.api_key}, "gateway"
+                args.gateway, GATEWAY_SPEC, path.stage_url, {"x-api-key": path.api_key}, "gateway"
             )
         results["gateway"] = _print("gateway", gateway)
         results["machine_after"] = machine_state()

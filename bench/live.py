@@ -301,6 +301,12 @@ class LocalPath:
         return str(self.info.gateway_url)
 
     @property
+    def stage_url(self) -> str:
+        """The API's base URL: the gateway plus the deployed stage (``.../prod``)."""
+        assert self.info is not None
+        return f"{self.info.gateway_url}/{self.info.stage}"
+
+    @property
     def runtime_url(self) -> str:
         assert self.info is not None
         return str(self.info.runtime_url)

@@ -25,7 +25,7 @@ def test_fuzz_the_container(live_container: ServeRun) -> None:
 def test_fuzz_the_gateway(live_gateway: LocalPath) -> None:
     result = fuzz(
         GATEWAY_SPEC,
-        live_gateway.gateway_url + "/prod",
+        live_gateway.stage_url,
         examples_per_operation=200,
         headers={"x-api-key": live_gateway.api_key},
         seed=8,
