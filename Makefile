@@ -34,6 +34,7 @@ lint: venv
 	.venv/bin/hadolint --config container/.hadolint.yaml container/Dockerfile
 
 test: venv system-deps lint
+	PY=$(PY) bash scripts/security-audit.sh
 	$(PY) -m pytest
 
 demo: venv system-deps
