@@ -17,6 +17,7 @@ GRAPH_ATTR = {"fontsize": "20", "fontname": "DejaVu Sans", "pad": "0.4", "nodese
 NODE_ATTR = {"fontsize": "15", "fontname": "DejaVu Sans"}
 EDGE_ATTR = {"fontsize": "13", "fontname": "DejaVu Sans"}
 CLUSTER_ATTR = {"fontsize": "16", "fontname": "DejaVu Sans Bold"}
+BIG_CLUSTER_ATTR = {**CLUSTER_ATTR, "fontsize": "20"}
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def draw_local_architecture(destination: Path) -> Path:
     from diagrams.programming.framework import Flask
     from diagrams.programming.language import Python
 
+    # This picture is wide, so it prints smaller than the AWS one: larger type keeps it readable.
     with (
         _diagram_file(destination) as stem,
         Diagram(
@@ -146,24 +148,30 @@ def draw_local_architecture(destination: Path) -> Path:
             outformat="png",
             show=False,
             direction="LR",
-            graph_attr=GRAPH_ATTR,
-            node_attr=NODE_ATTR,
-            edge_attr=EDGE_ATTR,
+            graph_attr={**GRAPH_ATTR, "fontsize": "24", "nodesep": "0.5", "ranksep": "0.9", "pad": "0.5"},
+            node_attr={**NODE_ATTR, "fontsize": "17"},
+            edge_attr={**EDGE_ATTR, "fontsize": "17"},
         ),
     ):
-        client = Client("client, notebook,\nSageMaker SDK v3")
-        with Cluster("one machine, loopback only (127.0.0.1)", graph_attr=CLUSTER_ATTR):
-            gateway = Python("local API Gateway\nx-api-key + usage-plan\nthrottling (429)")
-            proxy = Lambda("the real Lambda\nhandler code")
-            runtime = Python("local InvokeEndpoint\n(sagemaker-runtime API)")
-            with Cluster("the real serving container", graph_attr=CLUSTER_ATTR):
+        client = Client("client or\nnotebook")
+        with Cluster("one machine, loopback only (127.0.0.1)", graph_attr=BIG_CLUSTER_ATTR):
+            gateway = Python("local API Gateway:\nkey, usage plan,\n429 throttling")
+            proxy = Lambda("the real\nLambda handler")
+            runtime = Python("local\nInvokeEndpoint")
+            with Cluster("the real serving container", graph_attr=BIG_CLUSTER_ATTR):
                 nginx = Nginx("nginx :8080")
                 gunicorn = Gunicorn("gunicorn")
-                app = Flask("Flask app\n/ping /invocations")
-            docker = Docker("same image as\nin SageMaker")
-        client >> Edge(label="HTTP + x-api-key") >> gateway >> Edge(label="proxy event") >> proxy
-        proxy >> Edge(label="boto3 invoke_endpoint") >> runtime >> nginx >> gunicorn >> app
-        docker >> Edge(style="dashed") >> nginx
+                app = Flask("Flask app\n/invocations")
+            docker = Docker("the image\nSageMaker runs")
+        (
+            client
+            >> Edge(fontsize="17", label="HTTP + x-api-key")
+            >> gateway
+            >> Edge(fontsize="17", label="proxy event")
+            >> proxy
+        )
+        proxy >> Edge(fontsize="17", label="boto3") >> runtime >> nginx >> gunicorn >> app
+        docker >> Edge(style="dashed", fontsize="17") >> nginx
     return destination
 
 
