@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,32 @@ def test_single_class_training_data(tmp_path, small_csvs):
     frame[frame["income"] == "<=50K"].to_csv(one_class, index=False)
     root = make_tree(tmp_path / "ml", hyperparameters={"quick": "true"}, channels={"train": [one_class]})
     assert_failed(root, run_train(root), "training data has only one class")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_job_cleanly(tmp_path):
+    """StopTrainingJob / MaxRuntime send SIGTERM: failure file, exit 2, no model, no staging left."""
+    root = make_tree(tmp_path / "ml", hyperparameters={"n_jobs": "2"}, channels={"train": [TRAIN_FILE]})
+    env = {**os.environ, "OPT_ML": str(root), "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(TRAIN_SCRIPT), "train"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "fold 1/5" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 2, stderr
+    assert failure(root).startswith("training stopped by SIGTERM")
+    assert list((root / "model").iterdir()) == []
+    assert not any(p.name.startswith(".model.tmp") for p in root.iterdir())
