@@ -157,7 +157,8 @@ def search(
         spent = time.perf_counter() - start
         if spent >= budget_seconds:
             progress(
-                f"search {family}: budget of {budget_seconds:g} s used after {i - 1}/{len(configs)} configs"
+                f"search {family}: budget of {budget_seconds:g} s used after {i - 1}/{len(configs)} configs; "
+                "the result now depends on machine speed (raise the budget for a reproducible run)"
             )
             break
         params = {k: _plain(v) for k, v in sorted(params.items())}

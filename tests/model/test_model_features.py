@@ -153,8 +153,8 @@ record_strategy = st.fixed_dictionaries({f.name: _value(f) for f in SCHEMA.featu
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(records=st.lists(record_strategy, min_size=1, max_size=12))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(record_strategy, min_size=1, max_size=10))
 def test_single_record_scores_bitwise_like_in_a_batch(model, records):
     batch = _score(model, records)
     singles = np.array([_score(model, [r])[0] for r in records])

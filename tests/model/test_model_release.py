@@ -90,6 +90,7 @@ def _without(manifest: dict, paths) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~1.5 min on an idle 2-core box; a loaded one can be several times slower
 def test_fresh_full_run_reproduces_the_release(released, tmp_path):
     """Same data, code, libraries and settings: the same model.joblib bytes and stable manifest."""
     config = released.manifest["training"]["config"]
