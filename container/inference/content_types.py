@@ -7,6 +7,7 @@ three types, chosen by quality values, specificity and the client's order.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from inference.errors import NotAcceptable, UnsupportedMediaType
@@ -69,6 +70,9 @@ def parse_media_type(text: str) -> MediaType | None:
     return MediaType(type_, subtype, params)
 
 
+# Clients send the same few header values on every request: parse each once per worker. Errors
+# are not cached (lru_cache only stores returns), so a bad header is still reported every time.
+@functools.lru_cache(maxsize=256)
 def request_format(content_type: str | None) -> str:
     """The canonical input format for a ``Content-Type`` header, or UnsupportedMediaType (415)."""
     if content_type is None or not content_type.strip():
@@ -117,6 +121,7 @@ class _Range:
         return self.media.subtype in ("*", subtype)
 
 
+@functools.lru_cache(maxsize=256)
 def negotiate_accept(accept: str | None, default: str = JSON, offered: tuple[str, ...] = OUTPUT_TYPES) -> str:
     """The response type for an ``Accept`` header, or NotAcceptable (406).
 
