@@ -369,7 +369,7 @@ class Stack:
             if cmdline and _cmdline(member) == cmdline:  # still the same program, not a reused pid
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(member, signal.SIGKILL)
-        for path in (pid_file, tree_file):
+        for path in (pid_file, tree_file, self.run_dir / f"{name}.port"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return pid is not None
