@@ -91,41 +91,47 @@ def draw_aws_architecture(destination: Path, settings: DiagramSettings) -> Path:
             outformat="png",
             show=False,
             direction="LR",
-            graph_attr=GRAPH_ATTR,
-            node_attr=NODE_ATTR,
+            graph_attr={**GRAPH_ATTR, "nodesep": "0.9", "ranksep": "1.2"},
+            node_attr={**NODE_ATTR, "fontsize": "19"},
             edge_attr=EDGE_ATTR,
         ),
     ):
-        client = Client("client\n(HTTPS + x-api-key)")
-        with Cluster("AWS account (one region)", graph_attr=CLUSTER_ATTR):
+        client = Client("client\n(x-api-key)")
+        with Cluster("AWS account (one region)", graph_attr=BIG_CLUSTER_ATTR):
             gateway = APIGateway(
-                f"API Gateway REST API\nstage '{s.stage}', API key required\n"
-                f"usage plan: {s.throttle_rate:g} req/s, burst {s.throttle_burst}\nquota {s.quota}"
+                f"API Gateway (REST)\nstage '{s.stage}', key required\n"
+                f"{s.throttle_rate:g} req/s, burst {s.throttle_burst}\n{s.quota}"
             )
-            proxy = Lambda("Lambda proxy\nPOST /predict, GET /health\n→ InvokeEndpoint")
+            proxy = Lambda("Lambda proxy\n/predict, /health")
             logs = CloudwatchLogs("CloudWatch Logs")
-            with Cluster("SageMaker real-time endpoint", graph_attr=CLUSTER_ATTR):
-                endpoint = Sagemaker(f"endpoint\n{s.instance_type}\nnginx → gunicorn → Flask")
+            with Cluster("SageMaker real-time endpoint", graph_attr=BIG_CLUSTER_ATTR):
+                endpoint = Sagemaker(f"endpoint\n{s.instance_type}")
                 scaling = ApplicationAutoScaling(
-                    f"autoscaling {s.autoscaling_min} to {s.autoscaling_max} instances\n"
-                    f"target {s.target_invocations} invocations\n/instance/minute"
+                    f"autoscaling {s.autoscaling_min} to {s.autoscaling_max}\n"
+                    f"{s.target_invocations} invocations/\ninstance/minute"
                 )
-            artifact = S3("S3: model.tar.gz\n(model.joblib, manifest.json,\nmodel_card.md)")
-            training = SagemakerTrainingJob("SageMaker training job\n(image's `train`)")
-            data = S3("S3: training data\n(adult.data / adult.test)")
-            registry = ECR("ECR: one BYOC image\n(train + serve)")
-        build = Docker("docker build\ncontainer/Dockerfile")
+            artifact = S3("S3: model.tar.gz")
+            training = SagemakerTrainingJob("training job\n(image's train)")
+            data = S3("S3: training data")
+            registry = ECR("ECR: one image\n(train + serve)")
+        build = Docker("docker build")
 
-        client >> Edge(label="POST /predict") >> gateway >> Edge(label="proxy event") >> proxy
-        proxy >> Edge(label="InvokeEndpoint") >> endpoint
+        (
+            client
+            >> Edge(fontsize="16", label="POST /predict")
+            >> gateway
+            >> Edge(fontsize="16", label="proxy event")
+            >> proxy
+        )
+        proxy >> Edge(fontsize="16", label="InvokeEndpoint") >> endpoint
         proxy >> Edge(style="dashed") >> logs
-        scaling >> Edge(style="dashed", label="scales") >> endpoint
-        data >> Edge(label="channel 'train'") >> training
-        registry >> Edge(label="image") >> training
-        training >> Edge(label="writes") >> artifact
-        artifact >> Edge(label="ModelDataUrl") >> endpoint
-        registry >> Edge(label="serving image") >> endpoint
-        build >> Edge(label="push") >> registry
+        scaling >> Edge(style="dashed", fontsize="16", label="scales") >> endpoint
+        data >> Edge(fontsize="16", label="channel 'train'") >> training
+        registry >> Edge(fontsize="16", label="image") >> training
+        training >> Edge(fontsize="16", label="writes") >> artifact
+        artifact >> Edge(fontsize="16", label="ModelDataUrl") >> endpoint
+        registry >> Edge(fontsize="16", label="serving image") >> endpoint
+        build >> Edge(fontsize="16", label="push") >> registry
     return destination
 
 
