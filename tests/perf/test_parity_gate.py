@@ -160,3 +160,18 @@ def _typical(schema) -> dict[str, object]:
         else:
             values[feature.name] = feature.categories[0]
     return values
+
+
+def test_a_logistic_regression_pipeline_passes_too(holdout) -> None:
+    """The float64 rewrite is not HGB-specific: the other model family the training may pick converts
+    and passes (its graph is float64 end to end, so the differences are rounding noise)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pipeline.data import load_train
+    from pipeline.preprocessing import build_pipeline
+
+    train = load_train()
+    fitted = build_pipeline(LogisticRegression(max_iter=500)).fit(train.X.iloc[:5000], train.y[:5000])
+    result = export_with_parity_gate(fitted, SCHEMA, 0.5, holdout.frame)
+    assert result.engine == "onnx", result.reason
+    assert result.details["parity"]["max_abs_diff"] < 1e-9
