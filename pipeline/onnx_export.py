@@ -188,6 +188,7 @@ def convert_pipeline(pipeline: Any, schema: Schema) -> tuple[bytes, dict[str, in
                 target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET},
             )
         _promote_to_float64(model, exportable)
+        model.graph.name = "adult_income_pipeline"  # skl2onnx picks a random uuid: reproducible bytes
         import onnx
 
         onnx.checker.check_model(model)
