@@ -419,6 +419,24 @@ def eda_findings_html(directory: Path = paths.EDA_DIR) -> str:
     return markdown.markdown(body if end < 0 else body[:end])
 
 
+MODEL_CARD_SECTIONS = ("Intended use", "Fairness note", "Limitations")
+
+
+def model_card_html(directory: Path = paths.EVALUATION_DIR) -> str:
+    """The model card's intended use, fairness note and limitations as HTML ("" if there is no card)."""
+    import markdown
+
+    card = directory / "model_card.md"
+    if not card.is_file():
+        return ""
+    sections = {}
+    for block in card.read_text(encoding="utf-8").split("\n## ")[1:]:
+        title, _, body = block.partition("\n")
+        sections[title.strip()] = body.strip()
+    parts = [f"<h4>{t}</h4>" + markdown.markdown(sections[t]) for t in MODEL_CARD_SECTIONS if t in sections]
+    return "\n".join(parts)
+
+
 def select_captures(captures_root: Path) -> tuple[str, list[Capture]]:
     """The captures to show: an AWS run's (``cloud/``) when there is one, else the local run's."""
     cloud = load_all(captures_root / "cloud")
@@ -499,6 +517,7 @@ def collect(
             "cv_figures": [f for f in evaluation_figures if f.path.stem.startswith("cv_")],
             "test_figures": [f for f in evaluation_figures if not f.path.stem.startswith("cv_")],
             "json": evaluation,
+            "model_card": model_card_html(evaluation_dir),
         },
         "architecture": {
             "aws": Figure(architecture_png, narrative.AWS_DIAGRAM_CAPTION),

@@ -156,3 +156,11 @@ def test_local_latency_table_equals_the_benchmark_results(built_report: BuiltRep
         rows = _lines_with(built_report.text, facts.LATENCY_ROWS[name])
         assert rows, f"no latency row for {name}"
         assert f"{result['p50_ms']:.1f}" in rows[0] and f"{result['p99_ms']:.1f}" in rows[0], rows[0]
+
+
+def test_model_card_limits_are_carried_into_the_report(built_report: BuiltReport) -> None:
+    card = (paths.EVALUATION_DIR / "model_card.md").read_text()
+    assert "Intended use and limitations (from the model card)" in built_report.text
+    # the first sentence of the card's intended-use section, as the PDF lays it out
+    intended = card.split("## Intended use", 1)[1].strip().split(".")[0]
+    assert " ".join(intended.split()) in " ".join(built_report.text.split())
