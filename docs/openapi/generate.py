@@ -328,6 +328,11 @@ def container_spec() -> dict[str, Any]:
                         "502": _error_response("the model server is restarting a worker"),
                         "503": _error_response("model not ready"),
                         "504": _error_response("the request ran past its deadline"),
+                        # Protocol-level answers nginx gives before the request reaches the app.
+                        "408": _error_response("the client did not send the request in time"),
+                        "414": _error_response("the request URI is too long"),
+                        "501": _error_response("unsupported Transfer-Encoding"),
+                        "505": _error_response("unsupported HTTP version"),
                     },
                 }
             },
