@@ -1,15 +1,18 @@
 """Both scoring engines and the no-op ceiling, through the same serving stack, under the same wrk load.
 
-Three stacks are started one after the other, each exactly as the image runs it (``container/serve``:
-nginx -> unix socket -> gunicorn sync workers -> Flask, model loaded before fork):
+Three stacks are started one after the other (each cold start timed alone) and then kept up together,
+each exactly as the image runs it (``container/serve``: nginx -> unix socket -> gunicorn sync workers
+-> Flask, model loaded before fork):
 
 * ``noop``: the same serve/nginx/gunicorn configuration with a Flask app whose ``/invocations``
   returns a constant: the ceiling of the HTTP stack on this machine, measured in the same run;
 * ``sklearn`` and ``onnx``: the real app, the engine forced with ``MODEL_SERVER_ENGINE``.
 
 For each: cold start (serve start -> ``/ping`` 200 with every worker forked), unshared memory (USS)
-per worker, single-record JSON at 1/8/32 connections (wrk), and a 10,000-row CSV request at one
-connection. Results go to ``bench/results/engines.json`` and a table is printed.
+per worker, threads per worker, CPU per request split between nginx / gunicorn workers / wrk,
+single-record JSON at 1/8/32 connections (wrk), and a 10,000-row CSV request at one connection. The
+loads run in interleaved rounds (every stack back to back, ``--rounds`` times) and the median round
+is kept. Results go to ``bench/results/engines.json`` and a table is printed.
 
     .venv/bin/python bench/bench_engines.py            # the released model/model.tar.gz (else a quick model)
     .venv/bin/python bench/bench_engines.py --model-dir build/model --duration 15
@@ -280,39 +283,84 @@ def check_answers(url: str, body: dict[str, Path], stack: str) -> None:
         raise RuntimeError(f"{stack}: the CSV request returned {count} predictions, expected {CSV_ROWS}")
 
 
-def measure(stack: str, serve: Path, model_dir: Path, tmp: Path, body: dict[str, Path], args) -> dict:
-    """Start one stack, load it, read its memory, stop it."""
-    env = {} if stack == "noop" else {"MODEL_SERVER_ENGINE": stack}
-    run = StackRun(serve, model_dir, tmp / f"logs-{stack}", workers=args.workers, env=env)
+def measure_all(serves: dict[str, Path], model_dir: Path, tmp: Path, body: dict[str, Path], args) -> dict:
+    """Start every stack (one at a time, for a clean cold start), then load them in interleaved rounds.
+
+    Idle sync workers use no CPU, so the three stacks can stay up together; running the same load
+    on each back to back, round after round, spreads the machine's background noise over all of them
+    instead of penalising whichever stack happened to run during a busy minute. Each figure is the
+    round with the median throughput.
+    """
     script = tmp / "wrk.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
-    url = None
-    with run:
-        url = f"{run.url}/invocations"
-        result: dict[str, Any] = {"cold_start": run.cold_start, "workers": args.workers}
-        check_answers(run.url, body, stack)
-        wrk(url, body["json"], "application/json", 8, min(2.0, args.duration), script)  # warm-up
-        result["json_single"] = [
-            cpu_per_request(
-                run, lambda c=c: wrk(url, body["json"], "application/json", c, args.duration, script)
+    with contextlib.ExitStack() as stack_exit:
+        runs: dict[str, StackRun] = {}
+        results: dict[str, dict[str, Any]] = {}
+        for name, serve in serves.items():
+            env = {} if name == "noop" else {"MODEL_SERVER_ENGINE": name}
+            run = StackRun(serve, model_dir, tmp / f"logs-{name}", workers=args.workers, env=env)
+            stack_exit.enter_context(run)
+            runs[name] = run
+            results[name] = {"cold_start": run.cold_start, "workers": args.workers}
+            check_answers(run.url, body, name)
+        for run in runs.values():  # warm-up
+            wrk(
+                f"{run.url}/invocations", body["json"], "application/json", 8, min(2.0, args.duration), script
             )
-            for c in CONNECTIONS
-        ]
-        after_json = [uss_mib(p) for p in run.gunicorn_workers()]
-        if stack != "noop":
-            csv_run = wrk(url, body["csv"], "text/csv", 1, max(args.duration, 5.0), script)
-            csv_run["rows_per_request"] = CSV_ROWS
-            csv_run["rows_per_s"] = round(csv_run["rps"] * CSV_ROWS)
-            # wrk's count over a few seconds is coarse for ~0.1-1 s requests; the median is not.
-            csv_run["rows_per_s_at_p50"] = round(CSV_ROWS / (csv_run["p50_ms"] / 1000))
-            result["csv_10k"] = csv_run
-        result["memory_mib"] = {
-            "master_uss": uss_mib(run.gunicorn_master()),
-            "worker_uss": after_json,  # steady state under single-record traffic
-            "worker_uss_after_csv_10k": [uss_mib(p) for p in run.gunicorn_workers()],
-        }
-        result["engine_in_log"] = _engine_from_log(run) if stack != "noop" else None
-    return result
+        json_runs: dict[tuple[str, int], list[dict]] = {}
+        for round_index in range(args.rounds):
+            print(f"round {round_index + 1}/{args.rounds}: single-record JSON", flush=True)
+            for connections in CONNECTIONS:
+                for name, run in runs.items():
+                    url = f"{run.url}/invocations"
+                    result = cpu_per_request(
+                        run,
+                        lambda url=url, c=connections: wrk(
+                            url, body["json"], "application/json", c, args.duration, script
+                        ),
+                    )
+                    json_runs.setdefault((name, connections), []).append(result)
+        for name, run in runs.items():
+            results[name]["json_single"] = [_median_run(json_runs[(name, c)]) for c in CONNECTIONS]
+            results[name]["memory_mib"] = {
+                "master_uss": uss_mib(run.gunicorn_master()),
+                "worker_uss": [uss_mib(p) for p in run.gunicorn_workers()],  # after single-record load
+            }
+        csv_runs: dict[str, list[dict]] = {}
+        for round_index in range(args.rounds):
+            print(f"round {round_index + 1}/{args.rounds}: 10,000-row CSV", flush=True)
+            for name, run in runs.items():
+                if name == "noop":
+                    continue
+                csv_run = wrk(
+                    f"{run.url}/invocations", body["csv"], "text/csv", 1, max(args.duration, 5.0), script
+                )
+                csv_run["rows_per_request"] = CSV_ROWS
+                csv_run["rows_per_s"] = round(csv_run["rps"] * CSV_ROWS)
+                # wrk's count over a few seconds is coarse for ~0.1-1 s requests; the median is not.
+                csv_run["rows_per_s_at_p50"] = round(CSV_ROWS / (csv_run["p50_ms"] / 1000))
+                csv_runs.setdefault(name, []).append(csv_run)
+        for name, run in runs.items():
+            if name in csv_runs:
+                results[name]["csv_10k"] = _median_run(csv_runs[name])
+            results[name]["memory_mib"]["worker_uss_after_csv_10k"] = [
+                uss_mib(p) for p in run.gunicorn_workers()
+            ]
+            # Native pools pinned per worker: after single-record and 10k-row requests each worker must
+            # still be one OS thread (OpenMP, BLAS and ONNX Runtime pools would show up here).
+            results[name]["threads_per_worker"] = [
+                len(os.listdir(f"/proc/{p}/task")) for p in run.gunicorn_workers()
+            ]
+            results[name]["engine_in_log"] = _engine_from_log(run) if name != "noop" else None
+    return results
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median throughput, plus every round's throughput."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["rps_each_round"] = [r["rps"] for r in runs]
+    return chosen
 
 
 def _engine_from_log(run: StackRun) -> str | None:
@@ -393,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, help="artifact directory (default: the released model)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds per measurement (default 2)"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="gunicorn workers")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -404,10 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = ensure_model(args.model_dir, tmp)
         body = bodies(tmp)
         serves = {"noop": noop_program_dir(tmp), "sklearn": CONTAINER / "serve", "onnx": CONTAINER / "serve"}
-        stacks = {}
-        for stack, serve in serves.items():
-            print(f"measuring {stack} ...", flush=True)
-            stacks[stack] = measure(stack, serve, model_dir, tmp, body, args)
+        stacks = measure_all(serves, model_dir, tmp, body, args)
         manifest = json.loads((model_dir / "manifest.json").read_text())
     report = {
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -425,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             "parity": manifest.get("onnx", {}).get("parity"),
         },
         "duration_s_per_run": args.duration,
+        "rounds": args.rounds,
         "stacks": stacks,
         "targets": TARGETS,
         "evaluation": evaluate(stacks),
