@@ -95,7 +95,7 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
             "search_budget_seconds",
             _float,
             "float",
-            "time limit for the leader's search (default 90; 0 = none)",
+            "time limit for the leader's search (default 120; 0 = skip it)",
         ),
         Hyperparameter(
             "search_iterations", _int, "int", "configurations the search samples, 0-100 (default 6)"

@@ -48,7 +48,7 @@ class TrainingConfig:
 
     quick: bool = False
     cv_folds: int = 5
-    search_budget_seconds: float = 90.0
+    search_budget_seconds: float = 120.0
     search_iterations: int = 6
     candidates: tuple[str, ...] = CANDIDATES
     random_state: int = DEFAULT_RANDOM_STATE

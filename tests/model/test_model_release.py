@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,6 @@ from pipeline.checksums import file_sha256
 from pipeline.data import TEST_FILE, TRAIN_FILE, load_dataset
 from pipeline.manifest import stable_fields
 from pipeline.schema import SCHEMA
-from pipeline.training import config_from_options, train_to_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RELEASE = REPO_ROOT / "model"
@@ -92,18 +93,46 @@ def _without(manifest: dict, paths) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~1.5 min on an idle 2-core box; a loaded one can be several times slower
 def test_fresh_full_run_reproduces_the_release(released, tmp_path):
-    """Same data, code, libraries and settings: the same model.joblib bytes and stable manifest."""
+    """``python -m pipeline train`` in a fresh process: the same model.joblib bytes and stable manifest.
+
+    A fresh process on purpose: pickle output depends on which equal strings are the same object,
+    and a process that has already unpickled a model (this one has) can share strings differently,
+    giving other bytes for an identical model. The released artifact was made by the CLI.
+    """
     config = released.manifest["training"]["config"]
-    options = {k: v for k, v in config.items() if k not in ("quick", "search_budget_seconds")}
-    fresh_config = replace(config_from_options(**options), search_budget_seconds=1e9)
-    _, manifest = train_to_directory([TRAIN_FILE], [TEST_FILE], fresh_config, tmp_path / "model")
-    assert manifest["artifact_files"][MODEL_FILE] == released.manifest["artifact_files"][MODEL_FILE]
-    ours = _without(stable_fields(manifest), BUDGET_PATHS)
-    theirs = _without(stable_fields(released.manifest), BUDGET_PATHS)
-    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
-    fresh = load_artifact(tmp_path / "model")
+    out = tmp_path / "model"
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "--output",
+        str(out),
+        "--cv-folds",
+        str(config["cv_folds"]),
+        "--search-iterations",
+        str(config["search_iterations"]),
+        "--search-budget",
+        "1e9",  # never cut the search short on a loaded machine
+        "--candidates",
+        ",".join(config["candidates"]),
+        "--random-state",
+        str(config["random_state"]),
+        "--n-jobs",
+        str(config["n_jobs"]),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1700, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = load_artifact(out)
     test = load_dataset(TEST_FILE)
     assert np.array_equal(
         fresh.pipeline.predict_proba(test.X)[:, 1], released.pipeline.predict_proba(test.X)[:, 1]
     )
     assert fresh.threshold == released.threshold
+    ours = _without(stable_fields(fresh.manifest), BUDGET_PATHS)
+    theirs = _without(stable_fields(released.manifest), BUDGET_PATHS)
+    assert json.dumps(ours, sort_keys=True, indent=1) == json.dumps(theirs, sort_keys=True, indent=1)
+    assert file_sha256(out / MODEL_FILE) == released.manifest["artifact_files"][MODEL_FILE]

@@ -7,8 +7,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.artifact import write_artifact
-from pipeline.checksums import file_sha256
 from pipeline.data import TEST_FILE, TRAIN_FILE, Dataset, load_dataset
 from pipeline.metrics import best_f1_threshold, classification_metrics, group_metrics
 from pipeline.training import TrainingConfig, config_from_options, train_model
@@ -87,7 +85,7 @@ def test_chosen_model_has_the_best_mean_cv_roc_auc(small_result):
 
 
 def test_model_is_reproducible_and_blind_to_test_labels_and_worker_count(
-    small_result, small_train, small_test, tmp_path
+    small_result, small_train, small_test
 ):
     """A second run with flipped test labels and 2 worker processes: the same model, bit for bit."""
     flipped = replace(small_test, y=1 - small_test.y)
@@ -101,10 +99,12 @@ def test_model_is_reproducible_and_blind_to_test_labels_and_worker_count(
     assert other.manifest["metrics"]["test"]["roc_auc"] == pytest.approx(
         1 - small_result.manifest["metrics"]["test"]["roc_auc"]
     )
-    a = write_artifact(tmp_path / "a", small_result.pipeline, small_result.manifest, small_result.model_card)
-    b = write_artifact(tmp_path / "b", other.pipeline, other.manifest, other.model_card)
-    assert a["artifact_files"]["model.joblib"] == b["artifact_files"]["model.joblib"]
-    assert file_sha256(tmp_path / "a" / "model.joblib") == file_sha256(tmp_path / "b" / "model.joblib")
+    # The same fitted model: identical probabilities on every training row too. (Byte equality of
+    # model.joblib is checked across fresh processes by the slow reproduction test: pickle bytes
+    # also depend on which equal strings are the same object in the process.)
+    assert np.array_equal(
+        other.pipeline.predict_proba(small_train.X), small_result.pipeline.predict_proba(small_train.X)
+    )
 
 
 def test_zero_search_budget_stops_before_the_first_configuration(small_train):
