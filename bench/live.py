@@ -118,6 +118,7 @@ class ServeRun:
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
             **(env or {}),
         }
+        self.workers = int(self.env["SAGEMAKER_MODEL_SERVER_WORKERS"])
         self.proc: subprocess.Popen[bytes] | None = None
         self._seen: set[int] = set()
 
@@ -142,8 +143,12 @@ class ServeRun:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.stderr()[-3000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+            with contextlib.suppress(requests.RequestException, StopIteration):
+                # /ping turns 200 once one worker is up; wait for all of them.
+                if (
+                    requests.get(f"{self.url}/ping", timeout=2).status_code == 200
+                    and len(self.gunicorn_workers()) == self.workers
+                ):
                     self._seen.update(children_of(self.proc.pid))
                     return
             time.sleep(0.1)
