@@ -8,6 +8,7 @@ import io
 import json
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inference.content_types import (
@@ -22,6 +23,7 @@ from inference.decoding import DecodedRecords, decode
 from inference.errors import MalformedBody, NotAcceptable, ServingError, UnsupportedMediaType
 from inference.validation import Validator
 
+from docs.openapi.contract import assert_documented_error
 from pipeline.schema import SCHEMA
 
 PROPERTIES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -223,3 +225,51 @@ def test_decode_then_validate_raises_only_typed_client_errors(document: object) 
         assert batch.n_records >= 1
         assert set(batch.columns) == set(NAMES)
         assert all(len(values) == batch.n_records for values in batch.columns.values())
+
+
+# --- the whole app, in process ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(quick_model_dir):
+    from inference.app import create_app
+    from inference.readiness import load_model_state
+    from inference.settings import load_settings
+
+    return create_app(load_settings({}), load_model_state(quick_model_dir)).test_client()
+
+
+csv_like = st.lists(
+    st.lists(
+        st.one_of(csv_cells, st.sampled_from(["?", "", "39", "1e309", "nan", "-1"])), min_size=1, max_size=14
+    ),
+    min_size=1,
+    max_size=4,
+).map(lambda rows: "\n".join(",".join(row) for row in rows))
+bodies = st.one_of(
+    st.binary(max_size=200),
+    csv_like.map(str.encode),
+    st.lists(st.one_of(keyed_records, positional_records), max_size=4).map(orjson.dumps),
+    st.lists(st.one_of(keyed_records, positional_records), min_size=1, max_size=4).map(
+        lambda rows: b"\n".join(orjson.dumps(r) for r in rows)
+    ),
+)
+content_types = st.one_of(
+    st.sampled_from([*sorted(INPUT_ALIASES), "text/csv; charset=utf-8", "application/xml", ""]), header_text
+)
+accepts = st.one_of(st.none(), st.sampled_from([*OUTPUT_TYPES, "*/*", "image/png"]), header_text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=bodies, content_type=content_types, accept=accepts)
+def test_the_app_answers_any_body_with_a_prediction_or_a_typed_json_4xx(
+    client, body, content_type, accept
+) -> None:
+    headers = {"Content-Type": content_type}
+    if accept is not None:
+        headers["Accept"] = accept
+    response = client.post("/invocations", data=body, headers=headers)
+    assert response.status_code < 500, (response.status_code, response.data[:300])
+    if response.status_code >= 400:
+        assert response.content_type.startswith("application/json")
+        assert_documented_error(response.data, response.content_type)
