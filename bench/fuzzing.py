@@ -25,7 +25,6 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -148,8 +147,8 @@ def _fuzz_operation(
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
     )
-    @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
-    def run(case: Any, data: Any) -> None:
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
         # The credentials we were given replace generated ones (wrong keys are tested elsewhere).
         case.headers = {**(case.headers or {}), **(headers or {})}
         try:
@@ -189,7 +188,6 @@ def _judge(case: Any, response: Any, mode: GenerationMode, spec_path: Path, resu
         detail = _error_body_problem(response, spec_path)
         if detail:
             result.add_failure("error_body", case, response, detail)
-        return
     if mode is GenerationMode.POSITIVE and case.media_type == "application/json" and not 200 <= status < 300:
         accept = (case.headers or {}).get("Accept")
         if accept is None or accept in ACCEPTABLE:
