@@ -188,7 +188,13 @@ def convert_pipeline(pipeline: Any, schema: Schema) -> tuple[bytes, dict[str, in
                 target_opset={"": ONNX_OPSET, "ai.onnx.ml": ONNX_ML_OPSET},
             )
         _promote_to_float64(model, exportable)
-        model.graph.name = "adult_income_pipeline"  # skl2onnx picks a random uuid: reproducible bytes
+        # Reproducible bytes: skl2onnx names the graph with a random uuid and lists the opsets in
+        # set order (which changes with Python's per-process string hash seed).
+        model.graph.name = "adult_income_pipeline"
+        opsets = sorted((o.domain, o.version) for o in model.opset_import)
+        del model.opset_import[:]
+        for domain, version in opsets:
+            model.opset_import.add(domain=domain, version=version)
         import onnx
 
         onnx.checker.check_model(model)
