@@ -4,7 +4,7 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 IMAGE ?= adult-income-byoc:latest
 
-.PHONY: help venv system-deps test lint demo down train eda evaluate image bench report notebooks lock
+.PHONY: help venv system-deps test lint demo down train eda evaluate image bench bench-load bench-fuzz report notebooks lock
 
 help:
 	@echo "make demo   - the local end-to-end demo (container, local InvokeEndpoint, local API Gateway, requests)"
@@ -13,6 +13,7 @@ help:
 	@echo "make train  - full training run: CV model selection, evaluation, artifact in model/"
 	@echo "make image  - build the SageMaker container image ($(IMAGE))"
 	@echo "make bench  - serving benchmarks (prints numbers, writes bench/results/*.json)"
+	@echo "make bench-load / bench-fuzz - 100,000-request load run / 14,000 schemathesis cases"
 	@echo "make report - build docs/report.pdf from the current artifacts and a real local run"
 	@echo "make notebooks - execute notebooks/*.ipynb in place (local cloud path) and save their outputs"
 
@@ -56,7 +57,15 @@ image:
 	docker build -f container/Dockerfile -t $(IMAGE) .
 
 bench: venv system-deps
-	$(PY) bench/run.py
+	$(PY) bench/bench_container.py
+	$(PY) bench/bench_engines.py
+	$(PY) bench/bench_local_path.py
+
+bench-load: venv system-deps
+	$(PY) bench/load.py
+
+bench-fuzz: venv system-deps
+	$(PY) bench/fuzz.py
 
 report: venv system-deps
 	$(PY) -m docs.report
