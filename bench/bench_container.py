@@ -46,6 +46,8 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "container")]
 
 from inference.settings import pin_native_threads  # noqa: E402 - path set just above
 
+from pipeline.schema import EXAMPLE_RECORD  # noqa: E402
+
 # The in-process measurements must use the same one-thread pools as a worker.
 pin_native_threads(os.environ)
 
@@ -53,20 +55,7 @@ SERVE = REPO_ROOT / "container" / "serve"
 RELEASED_TARBALL = REPO_ROOT / "model" / "model.tar.gz"
 RESULTS = REPO_ROOT / "bench" / "results" / "container.json"
 
-RECORD = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD = dict(EXAMPLE_RECORD)
 
 WRK_SCRIPT = r"""
 local path = os.getenv("BENCH_BODY_FILE")

@@ -49,22 +49,10 @@ from pipeline.local.keys import create_key  # noqa: E402
 from pipeline.local.model_source import prepare_model_dir  # noqa: E402
 from pipeline.local.settings import load_local_settings  # noqa: E402
 from pipeline.local.stack import Stack, StackInfo  # noqa: E402
+from pipeline.schema import EXAMPLE_RECORD  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results" / "local_path.json"
-RECORD = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD = dict(EXAMPLE_RECORD)
 BODY = json.dumps(RECORD).encode()
 # The deploy default (50 requests/s per key) would answer 429 under load; the bench measures the path.
 BENCH_OVERRIDES = {"api.throttle_rate": 10000.0, "api.throttle_burst": 5000, "api.quota_limit": 2**31 - 1}

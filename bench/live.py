@@ -27,23 +27,12 @@ from types import TracebackType
 
 import requests
 
+from pipeline.schema import EXAMPLE_RECORD
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVE = REPO_ROOT / "container" / "serve"
 
-RECORD: dict[str, object] = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD: dict[str, object] = dict(EXAMPLE_RECORD)
 """One valid single-record request body (the first row of the Adult training data)."""
 
 

@@ -271,3 +271,20 @@ def is_missing(value: object) -> bool:
     if isinstance(value, str):
         return value.strip() in MISSING_TOKENS
     return False
+
+
+EXAMPLE_RECORD: dict[str, object] = {
+    "age": 39,
+    "workclass": "State-gov",
+    "education_num": 13,
+    "marital_status": "Never-married",
+    "occupation": "Adm-clerical",
+    "relationship": "Not-in-family",
+    "race": "White",
+    "sex": "Male",
+    "capital_gain": 2174,
+    "capital_loss": 0,
+    "hours_per_week": 40,
+    "native_country": "United-States",
+}
+"""One valid record (the first row of ``adult.data``): the example in docs, the demo, benches and tests."""

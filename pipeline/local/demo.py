@@ -18,21 +18,9 @@ import urllib3
 from pipeline.local.keys import create_key, find_key
 from pipeline.local.settings import REPO_ROOT, LocalSettings
 from pipeline.local.stack import StackInfo
+from pipeline.schema import EXAMPLE_RECORD
 
-RECORD = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD = dict(EXAMPLE_RECORD)
 CSV_BATCH = (
     "age,workclass,education_num,marital_status,occupation,relationship,race,sex,capital_gain,"
     "capital_loss,hours_per_week,native_country\n"

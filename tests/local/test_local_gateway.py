@@ -20,22 +20,10 @@ from local_clock import FakeClock
 from pipeline.local.keys import create_key, revoke_key
 from pipeline.local.settings import LocalSettings
 from pipeline.local.stack import StackInfo
+from pipeline.schema import EXAMPLE_RECORD
 
 MIB = 1024 * 1024
-RECORD = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD = dict(EXAMPLE_RECORD)
 FIXTURES = "local_lambda_fixtures.handler"
 
 

@@ -22,22 +22,10 @@ import requests
 from pipeline.local.keys import create_key
 from pipeline.local.settings import LocalSettings, load_local_settings
 from pipeline.local.stack import Stack, StackInfo
+from pipeline.schema import EXAMPLE_RECORD
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECORD = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD = dict(EXAMPLE_RECORD)
 
 
 def private_settings(root: Path, **extra: str) -> LocalSettings:

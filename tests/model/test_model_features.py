@@ -18,22 +18,9 @@ from pipeline.features import (
     MissingFeatureError,
     to_model_frame,
 )
-from pipeline.schema import SCHEMA, CategoricalFeature, NumericFeature
+from pipeline.schema import EXAMPLE_RECORD, SCHEMA, CategoricalFeature, NumericFeature
 
-BASE = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+BASE = dict(EXAMPLE_RECORD)
 ABSENT = object()  # marker: leave the key out of the record
 MISSING_FORMS = [None, math.nan, np.float64("nan"), pd.NA, "", "?", "  ?  ", "   "]
 

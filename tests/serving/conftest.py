@@ -16,23 +16,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from pipeline.schema import EXAMPLE_RECORD
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE = REPO_ROOT / "container" / "serve"
 
-RECORD = {
-    "age": 39,
-    "workclass": "State-gov",
-    "education_num": 13,
-    "marital_status": "Never-married",
-    "occupation": "Adm-clerical",
-    "relationship": "Not-in-family",
-    "race": "White",
-    "sex": "Male",
-    "capital_gain": 2174,
-    "capital_loss": 0,
-    "hours_per_week": 40,
-    "native_country": "United-States",
-}
+RECORD = dict(EXAMPLE_RECORD)
 
 
 # The real-stack tests run once per scoring engine (MODEL_SERVER_ENGINE set in the environment
