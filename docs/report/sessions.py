@@ -28,7 +28,8 @@ class CaptureError(RuntimeError):
 
 def write_samples() -> None:
     """The demo's own sample requests, written where the shown commands read them."""
-    from pipeline.local.demo import CSV_BATCH, RECORD
+    from pipeline.local.demo import CSV_BATCH
+    from pipeline.schema import EXAMPLE_RECORD as RECORD
 
     SAMPLES.mkdir(parents=True, exist_ok=True)
     (SAMPLES / "record.json").write_text(json.dumps(RECORD, indent=1) + "\n")
