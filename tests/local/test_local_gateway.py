@@ -119,7 +119,8 @@ def test_missing_wrong_and_revoked_keys_are_forbidden(fixture_gateway, local_set
     assert predict(url, key).status_code == 200
     assert_gateway_error(predict(url, None), 403, "Forbidden", "ForbiddenException")
     assert_gateway_error(predict(url, ""), 403, "Forbidden", "ForbiddenException")
-    assert_gateway_error(predict(url, key[:-1] + "x"), 403, "Forbidden", "ForbiddenException")
+    wrong = key[:-1] + ("y" if key.endswith("x") else "x")  # one character off, never the key itself
+    assert_gateway_error(predict(url, wrong), 403, "Forbidden", "ForbiddenException")
     revoke_key(key_id, local_settings.keys_file)
     assert_gateway_error(predict(url, key), 403, "Forbidden", "ForbiddenException")
 
