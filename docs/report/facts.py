@@ -195,7 +195,8 @@ def candidate_tables(
         rows.append(
             {
                 "label": f"{MODEL_NAMES.get(chosen['name'], chosen['name'])}, tuned ({params})",
-                "cells": [_mean_std(chosen["cv"][m]) for m in CV_COLUMNS] + ([""] if timed else []),
+                "cells": [_mean_std(chosen["cv"][m]) for m in CV_COLUMNS]
+                + ([_seconds(_search_seconds(comparison, chosen["params"]))] if timed else []),
                 "selected": True,
             }
         )
@@ -237,6 +238,12 @@ def candidate_tables(
             }
         )
     return tables
+
+
+def _search_seconds(comparison: dict[str, Any], params: dict[str, Any]) -> float | None:
+    """Fit time per fold of the searched configuration with ``params``."""
+    configs = (comparison.get("search") or {}).get("configs") or []
+    return next((c.get("fit_seconds_per_fold") for c in configs if c["params"] == params), None)
 
 
 def _seconds(value: float | None) -> str:
