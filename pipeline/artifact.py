@@ -182,13 +182,7 @@ def load_artifact(model_dir: Path) -> Artifact:
             f"{model_dir} was trained with scikit-learn {trained_with}, but {sklearn.__version__} is "
             f"installed; install scikit-learn=={trained_with} or retrain the model"
         )
-    try:
-        schema = Schema.from_dict(manifest["schema"])
-        threshold = float(manifest["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ManifestError(f"{model_dir / MANIFEST_FILE}: bad schema or threshold: {exc}") from None
-    if not 0.0 <= threshold <= 1.0:
-        raise ManifestError(f"{model_dir / MANIFEST_FILE}: threshold {threshold} is not in [0, 1]")
+    schema, threshold = schema_and_threshold(model_dir, manifest)
     try:
         pipeline = joblib.load(model_dir / MODEL_FILE)
     except Exception as exc:  # unpickling can fail in many ways; all mean "unusable artifact"
@@ -198,6 +192,18 @@ def load_artifact(model_dir: Path) -> Artifact:
     return Artifact(
         pipeline=pipeline, manifest=manifest, schema=schema, threshold=threshold, model_dir=model_dir
     )
+
+
+def schema_and_threshold(model_dir: Path, manifest: dict[str, Any]) -> tuple[Schema, float]:
+    """The input schema and decision threshold a manifest declares (ManifestError if unusable)."""
+    try:
+        schema = Schema.from_dict(manifest["schema"])
+        threshold = float(manifest["threshold"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"{model_dir / MANIFEST_FILE}: bad schema or threshold: {exc}") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ManifestError(f"{model_dir / MANIFEST_FILE}: threshold {threshold} is not in [0, 1]")
+    return schema, threshold
 
 
 def package_model(model_dir: Path, tar_path: Path) -> Path:

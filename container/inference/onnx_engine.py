@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifact import ONNX_FILE, ManifestError, verify_artifact
+from pipeline.artifact import ONNX_FILE, schema_and_threshold, verify_artifact
 from pipeline.onnx_scoring import FeedBuilder, open_session, predict_positive
-from pipeline.schema import Schema
 
 ENGINE_ONNX = "onnx"
 ENGINE_SKLEARN = "sklearn"
@@ -38,7 +37,7 @@ class OnnxEngine:
     def __init__(self, model_dir: Path, manifest: dict[str, Any], session: Any) -> None:
         self.model_dir = model_dir
         self.manifest = manifest
-        self.schema, self.threshold = _schema_and_threshold(model_dir, manifest)
+        self.schema, self.threshold = schema_and_threshold(model_dir, manifest)
         self._session = session
         self._feeds = FeedBuilder(self.schema)
 
@@ -74,14 +73,3 @@ def choose_engine(manifest: dict[str, Any], forced: str | None) -> str:
             raise ValueError(f"unknown engine {forced!r}; choose one of {', '.join(ENGINE_CHOICES)}")
         return forced
     return ENGINE_ONNX if manifest.get("engine") == ENGINE_ONNX else ENGINE_SKLEARN
-
-
-def _schema_and_threshold(model_dir: Path, manifest: dict[str, Any]) -> tuple[Schema, float]:
-    try:
-        schema = Schema.from_dict(manifest["schema"])
-        threshold = float(manifest["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ManifestError(f"{model_dir}/manifest.json: bad schema or threshold: {exc}") from None
-    if not 0.0 <= threshold <= 1.0:
-        raise ManifestError(f"{model_dir}/manifest.json: threshold {threshold} is not in [0, 1]")
-    return schema, threshold
