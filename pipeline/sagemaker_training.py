@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     del argv  # SageMaker passes "train"; every setting comes from files under $OPT_ML
     paths = TrainingPaths.from_env()
     progress = Progress()
-    previous_handler = signal.signal(signal.SIGTERM, _raise_stopped)
+    previous_handler = signal.signal(signal.SIGTERM, _stop_handler(paths))
     try:
         paths.failure.unlink(missing_ok=True)  # a stale failure from an earlier local run misleads
         return _run(paths, progress)
     except TrainingStopped:
-        return _fail(
-            paths, "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds)", EXIT_INTERNAL
-        )
+        return _fail(paths, STOPPED_MESSAGE, EXIT_INTERNAL)
     except Exception as exc:
         from pipeline.artifact import ArtifactError
         from pipeline.data import DataError
@@ -145,8 +144,27 @@ def _run(paths: TrainingPaths, progress: Progress) -> int:
     return EXIT_OK
 
 
-def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise TrainingStopped()
+STOPPED_MESSAGE = "training stopped by SIGTERM (StopTrainingJob or MaxRuntimeInSeconds)"
+# How long the main thread may take to unwind after SIGTERM before the process exits regardless.
+# The exception can be swallowed (raised inside a __del__ or a library's cleanup) or held up
+# (joblib waiting for busy workers); SageMaker would only SIGKILL 120 s later, with no reason given.
+STOP_GRACE_SECONDS = 10.0
+
+
+def _stop_handler(paths: TrainingPaths) -> Any:
+    """A SIGTERM handler: raise TrainingStopped, and make sure the process ends even if it is lost."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        watchdog = threading.Timer(STOP_GRACE_SECONDS, _exit_stopped, args=(paths,))
+        watchdog.daemon = True
+        watchdog.start()
+        raise TrainingStopped()
+
+    return handler
+
+
+def _exit_stopped(paths: TrainingPaths) -> None:
+    os._exit(_fail(paths, STOPPED_MESSAGE, EXIT_INTERNAL))
 
 
 def _fail(paths: TrainingPaths, message: str, code: int) -> int:

@@ -243,3 +243,34 @@ def test_sigterm_stops_the_job_cleanly(tmp_path):
     assert failure(root).startswith("training stopped by SIGTERM")
     assert list((root / "model").iterdir()) == []
     assert not any(p.name.startswith(".model.tmp") for p in root.iterdir())
+
+
+SWALLOWS_SIGTERM = """
+import os, signal, sys, time
+from pathlib import Path
+from pipeline import sagemaker_training as st
+
+st.STOP_GRACE_SECONDS = 1.0
+signal.signal(signal.SIGTERM, st._stop_handler(st.TrainingPaths(Path(sys.argv[1]))))
+print("ready", flush=True)
+while True:  # a library that catches everything, so TrainingStopped never reaches main()
+    try:
+        time.sleep(0.01)
+    except BaseException:
+        pass
+"""
+
+
+def test_sigterm_ends_the_job_even_if_a_library_swallows_the_exception(tmp_path):
+    (tmp_path / "output").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SWALLOWS_SIGTERM, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 2  # EXIT_INTERNAL
+    finally:
+        proc.kill()
+    assert "stopped by SIGTERM" in (tmp_path / "output" / "failure").read_text()
