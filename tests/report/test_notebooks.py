@@ -9,7 +9,6 @@ and free ports, so it never touches a stack the developer may be running.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,14 +16,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from report_local_env import isolated_local_env
 
 from docs.report import notebooks, paths
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _text(notebook: nbformat.NotebookNode) -> str:
@@ -50,17 +44,7 @@ def _images(notebook: nbformat.NotebookNode) -> int:
 def local_cloud_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """An isolated local-cloud environment; whatever notebook 03 leaves running is stopped afterwards."""
     base = tmp_path_factory.mktemp("local-cloud")
-    env = {
-        "LOCAL_RUN_DIR": str(base / "run"),
-        "LOCAL_SECRETS_DIR": str(base / "secrets"),
-        "LOCAL_GATEWAY_PORT": str(_free_port()),
-        "LOCAL_RUNTIME_PORT": str(_free_port()),
-        "LOCAL_CONTAINER_PORT": str(_free_port()),
-        # The container's programs on the host: the same serve/nginx/gunicorn as in the image, without
-        # building the image here (the container tests cover the Docker path).
-        "LOCAL_CONTAINER_MODE": "host",
-        "ADULT_NOTEBOOK_TARGET": "local",
-    }
+    env = {**isolated_local_env(base), "ADULT_NOTEBOOK_TARGET": "local"}
     yield env
     subprocess.run(
         [sys.executable, "-m", "pipeline", "local", "down"],

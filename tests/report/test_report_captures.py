@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from report_local_env import isolated_local_env
 
 from docs.report import capture, local_session, paths
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def isolated_local_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    env = {
-        "LOCAL_RUN_DIR": str(tmp_path / "run"),
-        "LOCAL_SECRETS_DIR": str(tmp_path / "secrets"),
-        "LOCAL_GATEWAY_PORT": str(_free_port()),
-        "LOCAL_RUNTIME_PORT": str(_free_port()),
-        "LOCAL_CONTAINER_PORT": str(_free_port()),
-        "LOCAL_CONTAINER_MODE": "host",
-    }
+    env = isolated_local_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield tmp_path
