@@ -12,11 +12,13 @@ is ``cfg.lambda_`` because ``lambda`` is a Python keyword.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -38,7 +40,17 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_LAMBDA_RUNTIME = re.compile(r"^python3\.\d+$")
+# Python runtimes Lambda supports and the day each is deprecated (Lambda's runtime support policy:
+# after that date functions on it can no longer be created, and later not updated either). Re-check
+# this table against the "Lambda runtimes" page of the AWS Lambda developer guide when it is near.
+LAMBDA_PYTHON_RUNTIMES: dict[str, dt.date] = {
+    "python3.11": dt.date(2027, 6, 30),
+    "python3.12": dt.date(2028, 10, 31),
+    "python3.13": dt.date(2029, 6, 30),
+    "python3.14": dt.date(2029, 6, 30),
+}
+# Partitions deploy supports; ARNs and hostnames differ per partition (arn:aws-cn:..., amazonaws.com.cn).
+SUPPORTED_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
 
 class ConfigError(ValueError):
@@ -260,7 +272,7 @@ def _with_origins(problem: str, origins: Mapping[str, str]) -> str:
     return f"{problem} ({'; '.join(sources)})" if sources else problem
 
 
-def validate(config: DeployConfig) -> list[str]:
+def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
     """Semantic checks across keys; returns the list of problems (empty when valid)."""
     p: list[str] = []
     proj, tr, ep, lm, api = config.project, config.training, config.endpoint, config.lambda_, config.api
@@ -272,6 +284,11 @@ def validate(config: DeployConfig) -> list[str]:
         )
     if not _REGION.match(proj.region):
         p.append(f"project.region {proj.region!r} is not an AWS region name such as 'us-east-1'")
+    elif proj.region not in sagemaker_regions():
+        p.append(
+            f"project.region {proj.region!r} is not a region where SageMaker is offered (botocore's "
+            f"endpoint data for partitions {', '.join(SUPPORTED_PARTITIONS)})"
+        )
     if proj.bucket and (not _BUCKET.match(proj.bucket) or ".." in proj.bucket):
         p.append(f"project.bucket {proj.bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
 
@@ -309,6 +326,8 @@ def validate(config: DeployConfig) -> list[str]:
             "4096, 5120, 6144"
         )
     _range(p, "endpoint.serverless_max_concurrency", ep.serverless_max_concurrency, 1, 200)
+    if ep.serverless:
+        p.extend(_serverless_problems(ep))
     _range(p, "endpoint.bake_seconds", ep.bake_seconds, 0, 3600)
 
     _range(p, "lambda.memory_mb", lm.memory_mb, 128, 10240)
@@ -323,8 +342,7 @@ def validate(config: DeployConfig) -> list[str]:
             f"lambda.log_retention_days ({lm.log_retention_days}) must be a value CloudWatch accepts: "
             + ", ".join(map(str, LOG_RETENTION_DAYS))
         )
-    if not _LAMBDA_RUNTIME.match(lm.runtime):
-        p.append(f"lambda.runtime {lm.runtime!r} must be a Python runtime such as 'python3.12'")
+    p.extend(_lambda_runtime_problems(lm.runtime, today or dt.date.today()))
 
     if not _STAGE.match(api.stage):
         p.append(f"api.stage {api.stage!r} must be 1-128 of letters, digits, '-' and '_'")
@@ -335,6 +353,58 @@ def validate(config: DeployConfig) -> list[str]:
     if api.quota_period not in ("DAY", "WEEK", "MONTH"):
         p.append(f"api.quota_period {api.quota_period!r} must be DAY, WEEK or MONTH")
     return p
+
+
+# Serverless Inference "feature exclusions" (SageMaker developer guide, "Deploy models with Amazon
+# SageMaker Serverless Inference"): no GPUs, no network isolation, no VPC, no data capture, no multiple
+# variants, no Model Monitor. Deploy never asks for the latter four on serverless; these are the rules a
+# configuration can break.
+_GPU_FAMILIES = re.compile(r"^ml\.(g\d|p\d|inf\d|trn\d)")
+
+
+def _serverless_problems(ep: EndpointConfig) -> list[str]:
+    problems = []
+    if _GPU_FAMILIES.match(ep.instance_type):
+        problems.append(
+            f"endpoint.instance_type {ep.instance_type!r} is an accelerated instance; Serverless Inference "
+            "runs on CPU only (no GPUs): use endpoint.mode='realtime' for it"
+        )
+    return problems
+
+
+def _lambda_runtime_problems(runtime: str, today: dt.date) -> list[str]:
+    deprecated_on = LAMBDA_PYTHON_RUNTIMES.get(runtime)
+    supported = ", ".join(r for r, day in LAMBDA_PYTHON_RUNTIMES.items() if day > today)
+    if deprecated_on is None:
+        return [f"lambda.runtime {runtime!r} is not a Lambda Python runtime deploy supports ({supported})"]
+    if deprecated_on <= today:
+        return [
+            f"lambda.runtime {runtime!r} was deprecated by Lambda on {deprecated_on.isoformat()}: new "
+            f"functions cannot use it; choose one of {supported}"
+        ]
+    return []
+
+
+@cache
+def sagemaker_regions() -> frozenset[str]:
+    """Regions where botocore knows a SageMaker endpoint, in the partitions deploy supports."""
+    import boto3  # deferred: config validation runs in commands that may not touch AWS at all
+
+    session = boto3.session.Session()
+    return frozenset(
+        region
+        for partition in SUPPORTED_PARTITIONS
+        for region in session.get_available_regions("sagemaker", partition_name=partition)
+    )
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition of ``region`` ('aws', 'aws-cn' or 'aws-us-gov')."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def _range(problems: list[str], name: str, value: int, low: int, high: int) -> None:

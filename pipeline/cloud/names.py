@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.cloud.config import DeployConfig
+from pipeline.cloud.config import DeployConfig, partition_of
 
 VARIANT_NAME = "AllTraffic"
 MANAGED_BY = "python -m pipeline deploy"
+# Public DNS suffix of each partition the configuration accepts (execute-api and ECR hosts).
+DNS_SUFFIX = {"aws": "amazonaws.com", "aws-cn": "amazonaws.com.cn", "aws-us-gov": "amazonaws.com"}
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,13 @@ class Names:
     account_id: str
     bucket: str
     stage: str
+    partition: str = "aws"
+
+    def arn(self, service: str, resource: str, region: str | None = None, account: str | None = None) -> str:
+        """``arn:<partition>:<service>:<region>:<account>:<resource>`` (region/account default to ours)."""
+        region = self.region if region is None else region
+        account = self.account_id if account is None else account
+        return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
 
     # --- storage and image -------------------------------------------------------------------
     @property
@@ -50,7 +59,7 @@ class Names:
         return f"{self.prefix}-lambda-proxy"
 
     def role_arn(self, role_name: str) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{role_name}"
+        return self.arn("iam", f"role/{role_name}", region="")
 
     # --- SageMaker ---------------------------------------------------------------------------
     @property
@@ -60,7 +69,7 @@ class Names:
     @property
     def endpoint_arn(self) -> str:
         # SageMaker ARNs carry the name in lower case; the prefix is lower case by validation.
-        return f"arn:aws:sagemaker:{self.region}:{self.account_id}:endpoint/{self.endpoint}"
+        return self.arn("sagemaker", f"endpoint/{self.endpoint}")
 
     @property
     def training_job_prefix(self) -> str:
@@ -77,6 +86,11 @@ class Names:
     @property
     def endpoint_log_group(self) -> str:
         return f"/aws/sagemaker/Endpoints/{self.endpoint}"
+
+    @property
+    def training_log_group(self) -> str:
+        """Shared by every training job in the account and region (SageMaker's own name)."""
+        return "/aws/sagemaker/TrainingJobs"
 
     @property
     def scaling_resource_id(self) -> str:
@@ -97,7 +111,7 @@ class Names:
 
     @property
     def function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function}"
+        return self.arn("lambda", f"function:{self.function}")
 
     @property
     def function_log_group(self) -> str:
@@ -120,7 +134,11 @@ class Names:
         return self.key_name("default")
 
     def invoke_url(self, api_id: str) -> str:
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+        return f"https://{api_id}.execute-api.{self.region}.{DNS_SUFFIX[self.partition]}/{self.stage}"
+
+    @property
+    def resource_group(self) -> str:
+        return self.prefix
 
     # --- tags ------------------------------------------------------------------------------
     @property
@@ -136,4 +154,11 @@ def names_for(config: DeployConfig, account_id: str) -> Names:
     """The names for ``config`` in ``account_id`` (the bucket defaults to prefix-account-region)."""
     project = config.project
     bucket = project.bucket or f"{project.name_prefix}-{account_id}-{project.region}"
-    return Names(project.name_prefix, project.region, account_id, bucket, config.api.stage)
+    return Names(
+        project.name_prefix,
+        project.region,
+        account_id,
+        bucket,
+        config.api.stage,
+        partition_of(project.region),
+    )
