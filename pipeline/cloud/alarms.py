@@ -76,11 +76,15 @@ def ensure_alarms(cloudwatch: Any, names: Names) -> list[str]:
     return list(names.rollback_alarms)
 
 
+def existing(cloudwatch: Any, names: Names) -> list[str]:
+    """Names of the rollback alarms that exist now."""
+    found = cloudwatch.describe_alarms(AlarmNames=list(names.rollback_alarms))["MetricAlarms"]
+    return [a["AlarmName"] for a in found]
+
+
 def delete_alarms(cloudwatch: Any, names: Names) -> list[str]:
-    existing = [
-        a["AlarmName"]
-        for a in cloudwatch.describe_alarms(AlarmNames=list(names.rollback_alarms))["MetricAlarms"]
-    ]
-    if existing:
-        cloudwatch.delete_alarms(AlarmNames=existing)
-    return existing
+    """Delete the rollback alarms; returns the names deleted."""
+    found = existing(cloudwatch, names)
+    if found:
+        cloudwatch.delete_alarms(AlarmNames=found)
+    return found

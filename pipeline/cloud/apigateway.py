@@ -26,15 +26,13 @@ ROUTES: tuple[tuple[str, str], ...] = (("predict", "POST"), ("health", "GET"))
 INTEGRATION_TIMEOUT_MS = 29_000
 
 
-def integration_uri(region: str, function_arn: str) -> str:
-    return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+def integration_uri(names: Names, function_arn: str) -> str:
+    return names.arn("apigateway", f"path/2015-03-31/functions/{function_arn}/invocations", account="lambda")
 
 
 def source_arn(names: Names, api_id: str, method: str, path_part: str) -> str:
     """The execute-api ARN of one route on our stage (what the Lambda permission allows)."""
-    return (
-        f"arn:aws:execute-api:{names.region}:{names.account_id}:{api_id}/{names.stage}/{method}/{path_part}"
-    )
+    return names.arn("execute-api", f"{api_id}/{names.stage}/{method}/{path_part}")
 
 
 def find_rest_api(apigateway: Any, name: str) -> dict[str, Any] | None:
@@ -74,7 +72,7 @@ def ensure_routes(apigateway: Any, names: Names, api_id: str, function_arn: str,
     """Resources, methods and integrations for ROUTES; True if anything was created or changed."""
     resources = _resources(apigateway, api_id)
     root_id = resources["/"]["id"]
-    uri = integration_uri(names.region, function_arn)
+    uri = integration_uri(names, function_arn)
     changed = False
     for path_part, method in ROUTES:
         resource = resources.get(f"/{path_part}")
@@ -230,17 +228,15 @@ def delete_rest_api(apigateway: Any, names: Names) -> str | None:
     return api["id"]
 
 
-def delete_usage_plan(apigateway: Any, names: Names) -> list[str]:
-    """Delete the plan and the keys on it that this project created; returns the deleted key ids."""
+def delete_usage_plan(apigateway: Any, names: Names) -> list[str] | None:
+    """Detach the plan from its stages, delete this project's keys on it and the plan.
+
+    Returns the deleted key ids, or None when there is no plan. The stages are detached first: AWS
+    refuses to delete a plan (and, later, its REST API) while the plan still names a stage.
+    """
     plan = find_usage_plan(apigateway, names.usage_plan)
     if plan is None:
-        return []
-    deleted = []
-    for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"], limit=500).get("items", []):
-        apigateway.delete_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"])
-        if key["name"].startswith(f"{names.prefix}-"):
-            apigateway.delete_api_key(apiKey=key["id"])
-            deleted.append(key["id"])
+        return None
     stages = plan.get("apiStages") or []
     if stages:
         apigateway.update_usage_plan(
@@ -249,5 +245,11 @@ def delete_usage_plan(apigateway: Any, names: Names) -> list[str]:
                 {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"} for s in stages
             ],
         )
+    deleted = []
+    for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"], limit=500).get("items", []):
+        apigateway.delete_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"])
+        if key["name"].startswith(f"{names.prefix}-"):
+            apigateway.delete_api_key(apiKey=key["id"])
+            deleted.append(key["id"])
     apigateway.delete_usage_plan(usagePlanId=plan["id"])
     return deleted

@@ -60,6 +60,7 @@ def ensure(autoscaling: Any, names: Names, endpoint: EndpointConfig, progress: P
         ScalableDimension=DIMENSION,
         MinCapacity=endpoint.autoscaling_min,
         MaxCapacity=endpoint.autoscaling_max,
+        Tags=names.tags,
     )
     autoscaling.put_scaling_policy(
         PolicyName=names.scaling_policy,

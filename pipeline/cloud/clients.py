@@ -18,12 +18,42 @@ _CONTROL_PLANE = Config(
 )
 
 
+# Request parameters that name the resource a call acts on, in the order they are looked for.
+_RESOURCE_PARAMETERS = (
+    "EndpointName",
+    "EndpointConfigName",
+    "ModelName",
+    "TrainingJobName",
+    "FunctionName",
+    "RoleName",
+    "Bucket",
+    "Key",
+    "repositoryName",
+    "logGroupName",
+    "AlarmName",
+    "AlarmNames",
+    "ResourceId",
+    "restApiId",
+    "usagePlanId",
+    "apiKey",
+    "Group",
+    "Name",
+)
+RESOURCE_KEY = "ResourceInvolved"
+
+
 class Clients:
-    """One boto3 session and its clients; pass ``session`` to control credentials or event hooks."""
+    """One boto3 session and its clients; pass ``session`` to control credentials or event hooks.
+
+    A failed call's ``ClientError.response`` carries ``ResourceInvolved`` (e.g. ``EndpointName=x``),
+    so an error message can name what the call was acting on.
+    """
 
     def __init__(self, region: str, session: boto3.Session | None = None) -> None:
         self.region = region
         self.session = session or boto3.Session(region_name=region)
+        self.session.events.register("before-parameter-build.*.*", _remember_resource)
+        self.session.events.register("after-call.*.*", _attach_resource)
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=self.region, config=_CONTROL_PLANE)
@@ -65,9 +95,30 @@ class Clients:
         return self.client("apigateway")
 
     @cached_property
+    def resource_groups(self) -> Any:
+        return self.client("resource-groups")
+
+    @cached_property
+    def tagging(self) -> Any:
+        return self.client("resourcegroupstaggingapi")
+
+    @cached_property
     def account_id(self) -> str:
         """The caller's account id (STS GetCallerIdentity)."""
         return self.client("sts").get_caller_identity()["Account"]
+
+
+def _remember_resource(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    named = [
+        f"{key}={value}" for key in _RESOURCE_PARAMETERS if (value := params.get(key)) not in (None, "", [])
+    ]
+    if named:
+        context[RESOURCE_KEY] = ", ".join(named[:2])
+
+
+def _attach_resource(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    if http_response.status_code >= 300 and RESOURCE_KEY in context and isinstance(parsed, dict):
+        parsed.setdefault(RESOURCE_KEY, context[RESOURCE_KEY])
 
 
 def error_code(exc: Exception) -> str:

@@ -66,6 +66,8 @@ class ProjectConfig:
     name_prefix: str = "adult-income"
     region: str = "us-east-1"
     bucket: str = ""
+    # Every log group deploy manages (Lambda, endpoint; the shared training group only if it has none).
+    log_retention_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,6 @@ class EndpointConfig:
 class LambdaConfig:
     memory_mb: int = 512
     timeout_seconds: int = 28
-    log_retention_days: int = 14
     runtime: str = "python3.12"
 
 
@@ -337,9 +338,9 @@ def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
             f"{API_GATEWAY_TIMEOUT_SECONDS - 1}: API Gateway stops waiting after "
             f"{API_GATEWAY_TIMEOUT_SECONDS} s"
         )
-    if lm.log_retention_days not in LOG_RETENTION_DAYS:
+    if proj.log_retention_days not in LOG_RETENTION_DAYS:
         p.append(
-            f"lambda.log_retention_days ({lm.log_retention_days}) must be a value CloudWatch accepts: "
+            f"project.log_retention_days ({proj.log_retention_days}) must be a value CloudWatch accepts: "
             + ", ".join(map(str, LOG_RETENTION_DAYS))
         )
     p.extend(_lambda_runtime_problems(lm.runtime, today or dt.date.today()))

@@ -13,11 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.cloud import alarms, apigateway, autoscaling, ecr, endpoint, iam, keys, lambda_function, s3
+from pipeline.cloud import (
+    alarms,
+    apigateway,
+    autoscaling,
+    ecr,
+    endpoint,
+    iam,
+    keys,
+    lambda_function,
+    log_groups,
+    resource_group,
+    s3,
+)
 from pipeline.cloud import training_job as training
 from pipeline.cloud.clients import Clients, error_code
 from pipeline.cloud.config import DeployConfig
-from pipeline.cloud.errors import CloudError
+from pipeline.cloud.errors import CloudError, describe_failure
 from pipeline.cloud.names import Names, names_for
 from pipeline.cloud.progress import Progress
 from pipeline.cloud.shell import CommandRunner, SubprocessRunner
@@ -97,7 +109,8 @@ def plan(config: DeployConfig, options: DeployOptions) -> list[str]:
         )
     lm = config.lambda_
     steps.append(
-        f"log group {names.function_log_group} ({lm.log_retention_days} days); Lambda {names.function} "
+        f"log group {names.function_log_group} ({config.project.log_retention_days} days); "
+        f"Lambda {names.function} "
         f"({lm.runtime}, {lm.memory_mb} MB, {lm.timeout_seconds} s, ENDPOINT_NAME={names.endpoint})"
     )
     api = config.api
@@ -133,16 +146,18 @@ def deploy(
     runner = runner or SubprocessRunner(progress)
     result = DeployResult()
 
-    progress.step("AWS account")
+    progress.step("AWS account and resource group")
     names = names_for(config, clients.account_id)
     progress.detail(f"account {names.account_id}, region {names.region}, prefix {names.prefix}")
+    # First, so that whatever this run creates, even if it stops half-way, shows up in one place.
+    resource_group.ensure(clients.resource_groups, names, progress)
 
     progress.step("IAM roles (least privilege)")
     sagemaker_role = iam.ensure_role(
         clients.iam,
         names,
         names.sagemaker_role,
-        "sagemaker.amazonaws.com",
+        iam.SAGEMAKER_SERVICE,
         iam.sagemaker_policy(names),
         f"SageMaker training and hosting for {names.prefix}",
         progress,
@@ -151,7 +166,7 @@ def deploy(
         clients.iam,
         names,
         names.lambda_role,
-        "lambda.amazonaws.com",
+        iam.LAMBDA_SERVICE,
         iam.lambda_policy(names),
         f"Lambda proxy for {names.endpoint}",
         progress,
@@ -198,9 +213,14 @@ def deploy(
         )
 
     progress.step("SageMaker model, endpoint config and endpoint")
+    log_groups.ensure(
+        clients.logs, names.endpoint_log_group, config.project.log_retention_days, names.tags, progress
+    )
     container = endpoint.model_spec(result.image_uri, result.model_data, config.endpoint)
     model_name = iam.retry_while_role_propagates(
-        lambda: endpoint.ensure_model(clients.sagemaker, names, sagemaker_role, container, progress),
+        lambda: endpoint.ensure_model(
+            clients.sagemaker, names, sagemaker_role, container, config.endpoint, progress
+        ),
         _sagemaker_role_not_ready,
         progress,
         sleep=sleep,
@@ -209,18 +229,24 @@ def deploy(
         clients.sagemaker, names, model_name, config.endpoint, progress
     )
     alarm_names = alarms.ensure_alarms(clients.cloudwatch, names)
-    result.actions["endpoint"] = endpoint.deploy(
-        clients.sagemaker,
-        names,
-        config_name,
-        config.endpoint,
-        alarm_names,
-        progress,
-        before_instance_type_change=lambda: _pause_autoscaling(clients, names, progress),
-        poll_s=options.poll_seconds,
-        sleep=sleep,
-    )
-    _set_endpoint_log_retention(clients, names, config.lambda_.log_retention_days)
+    paused: list[bool] = []
+    try:
+        result.actions["endpoint"] = endpoint.deploy(
+            clients.sagemaker,
+            names,
+            config_name,
+            config.endpoint,
+            alarm_names,
+            progress,
+            before_instance_type_change=lambda: paused.append(_pause_autoscaling(clients, names, progress)),
+            poll_s=options.poll_seconds,
+            sleep=sleep,
+        )
+    finally:
+        if any(paused):
+            # Whatever the update's outcome (done, rolled back, failed), the endpoint that serves must
+            # not be left without autoscaling.
+            _restore_autoscaling(clients, names, config, progress)
 
     progress.step("Autoscaling")
     if config.endpoint.serverless:
@@ -233,7 +259,9 @@ def deploy(
         )
 
     progress.step("Lambda proxy")
-    lambda_function.ensure_log_group(clients.logs, names, config.lambda_.log_retention_days, progress)
+    log_groups.ensure(
+        clients.logs, names.function_log_group, config.project.log_retention_days, names.tags, progress
+    )
     zip_bytes = lambda_function.build_zip(repo_root / "lambda_proxy")
     result.actions["lambda"] = lambda_function.ensure_function(
         clients.lambda_, config, names, lambda_role, zip_bytes, progress, sleep
@@ -318,6 +346,11 @@ def _train(
 ) -> tuple[str, str]:
     base = training.job_base_name(names, inputs, config.training)
     job = training.latest_completed(clients.sagemaker, base)
+    if job and not s3.object_exists(clients.s3, job["ModelArtifacts"]["S3ModelArtifacts"]):
+        # SageMaker keeps a job's history after its output is gone (teardown deletes the bucket): the
+        # inputs match, but there is nothing to serve, so train again under a new job name.
+        progress.detail(f"job {job['TrainingJobName']} completed earlier but its model.tar.gz is gone")
+        job = None
     if job:
         progress.detail(f"reusing completed job {job['TrainingJobName']} (same image, data and settings)")
     else:
@@ -331,6 +364,9 @@ def _train(
             sleep=sleep,
         )
         job = training.wait(clients.sagemaker, name, progress, poll_s=options.poll_seconds, sleep=sleep)
+        log_groups.ensure_shared_retention(
+            clients.logs, names.training_log_group, config.project.log_retention_days, progress
+        )
     artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
     if not s3.object_exists(clients.s3, artifact):
         raise CloudError(f"training job {job['TrainingJobName']} completed but {artifact} is missing")
@@ -343,16 +379,22 @@ def _sagemaker_role_not_ready(exc: Exception) -> bool:
     return error_code(exc) == "ValidationException" and "assume" in str(exc).lower()
 
 
-def _pause_autoscaling(clients: Clients, names: Names, progress: Progress) -> None:
-    if autoscaling.remove(clients.autoscaling, names):
+def _pause_autoscaling(clients: Clients, names: Names, progress: Progress) -> bool:
+    removed = autoscaling.remove(clients.autoscaling, names)
+    if removed:
         progress.detail(
             "instance type changes: autoscaling deregistered for the update (re-registered after)"
         )
+    return removed
 
 
-def _set_endpoint_log_retention(clients: Clients, names: Names, days: int) -> None:
-    # SageMaker creates the endpoint's log group when the first container starts; cap its retention.
-    lambda_function.set_retention(clients.logs, names.endpoint_log_group, days)
+def _restore_autoscaling(clients: Clients, names: Names, config: DeployConfig, progress: Progress) -> None:
+    try:
+        autoscaling.ensure(clients.autoscaling, names, config.endpoint, progress)
+    except Exception as exc:  # reported, never hiding the update's own outcome
+        progress.detail(
+            f"could not re-register autoscaling ({describe_failure(exc)}); run deploy again to restore it"
+        )
 
 
 def _summary(result: DeployResult, names: Names, progress: Progress) -> None:

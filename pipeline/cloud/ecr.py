@@ -1,7 +1,8 @@
 """The ECR repository and the container image: build for linux/amd64, tag by content, push.
 
-The tag is a digest of the files the image is built from, so an unchanged tree maps to a tag that is
-already in ECR and deploy skips the build and push entirely (the repository's tags are immutable).
+The tag is a digest of exactly what the image is built from, the Dockerfile and the files
+``.dockerignore`` lets into the build context, so an unchanged tree maps to a tag that is already in
+ECR and deploy skips the build and push entirely (the repository's tags are immutable).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +24,86 @@ from pipeline.cloud.shell import CommandRunner
 
 DOCKERFILE = "container/Dockerfile"
 PLATFORM = "linux/amd64"  # SageMaker runs x86_64 images only; an arm64 build fails with "exec format error"
-# What the build context contains (mirrors .dockerignore): these paths minus the excluded ones.
-_CONTEXT_PATHS = ("requirements.txt", "container", "pipeline", "data")
-_EXCLUDED_DIRS = ("pipeline/cloud", "pipeline/local")
-_KEEP_IMAGES = 10
+_UNTAGGED_DAYS = 1
 
 
 def source_tag(repo_root: Path) -> str:
-    """``src-<12 hex>``: a digest of every file in the image's build context."""
+    """``src-<12 hex>``: a digest of the Dockerfile and of every file in the image's build context."""
     digest = hashlib.sha256()
-    for path in sorted(_context_files(repo_root)):
+    for path in sorted({repo_root / DOCKERFILE, *context_files(repo_root)}):
         rel = path.relative_to(repo_root).as_posix()
         digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return "src-" + digest.hexdigest()[:12]
 
 
-def _context_files(repo_root: Path) -> Iterator[Path]:
-    for top in _CONTEXT_PATHS:
-        base = repo_root / top
-        candidates = [base] if base.is_file() else (p for p in base.rglob("*") if p.is_file())
-        for path in candidates:
-            rel = path.relative_to(repo_root).as_posix()
-            if "__pycache__" in rel or rel.endswith(".pyc"):
-                continue
-            if any(rel == d or rel.startswith(d + "/") for d in _EXCLUDED_DIRS):
-                continue
-            yield path
+def context_files(repo_root: Path) -> list[Path]:
+    """The files ``docker build`` sends from ``repo_root``, by the rules in its ``.dockerignore``."""
+    rules = _dockerignore_rules(repo_root / ".dockerignore")
+    reincluded = [pattern for negate, pattern, _ in rules if negate]
+    found: list[Path] = []
+    for directory, subdirs, files in os.walk(repo_root):
+        rel_dir = Path(directory).relative_to(repo_root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        # Do not descend into an excluded folder unless a '!' rule could bring something below it back.
+        subdirs[:] = [
+            d
+            for d in subdirs
+            if _included(rel_dir + d, rules)
+            or any(p.startswith(rel_dir + d + "/") or p.startswith("**") for p in reincluded)
+        ]
+        found += [Path(directory) / f for f in files if _included(rel_dir + f, rules)]
+    return found
+
+
+def _dockerignore_rules(path: Path) -> list[tuple[bool, str, re.Pattern[str]]]:
+    """(negated, pattern, regex) for each rule, in file order (the last matching rule wins)."""
+    rules = []
+    for raw in path.read_text().splitlines() if path.exists() else []:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:].strip() if negate else line
+        pattern = pattern.strip("/")
+        rules.append((negate, pattern, re.compile(_glob_regex(pattern))))
+    return rules
+
+
+def _glob_regex(pattern: str) -> str:
+    """Docker's pattern syntax: ``**`` any number of folders, ``*`` and ``?`` within one name."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out.append(pattern[i : end + 1])
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def _included(rel: str, rules: list[tuple[bool, str, re.Pattern[str]]]) -> bool:
+    # A rule that matches a folder applies to everything in it, as in Docker.
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for negate, _, regex in rules:
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            excluded = not negate
+    return not excluded
 
 
 def ensure_repository(ecr: Any, names: Names, progress: Progress) -> str:
@@ -82,11 +137,22 @@ def _lifecycle_policy_text(ecr: Any, repository: str) -> Any:
 
 
 def lifecycle_policy() -> str:
-    """Keep the newest images only, so old builds do not accumulate storage cost."""
+    """Expire untagged images only.
+
+    A count rule over tagged images ("keep the newest 10") can expire the image the live endpoint
+    runs: after enough rebuilds its tag is among the oldest, and the next scale-out or instance
+    replacement fails to pull. Tagged images stay until teardown deletes the repository; untagged
+    layers (interrupted pushes) go after a day.
+    """
     rule = {
         "rulePriority": 1,
-        "description": f"keep the newest {_KEEP_IMAGES} images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": _KEEP_IMAGES},
+        "description": f"expire untagged images after {_UNTAGGED_DAYS} day(s)",
+        "selection": {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": _UNTAGGED_DAYS,
+        },
         "action": {"type": "expire"},
     }
     return json.dumps({"rules": [rule]})
@@ -155,6 +221,16 @@ def registry_login(ecr: Any) -> tuple[str, str, str]:
     user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     registry = data["proxyEndpoint"].removeprefix("https://")
     return user, password, registry
+
+
+def repository_exists(ecr: Any, names: Names) -> bool:
+    try:
+        ecr.describe_repositories(repositoryNames=[names.repository])
+        return True
+    except Exception as exc:
+        if error_code(exc) == "RepositoryNotFoundException":
+            return False
+        raise
 
 
 def delete_repository(ecr: Any, names: Names) -> bool:

@@ -36,23 +36,44 @@ def model_spec(image_uri: str, model_data_url: str, endpoint: EndpointConfig) ->
     return {"Image": image_uri, "ModelDataUrl": model_data_url, "Environment": environment}
 
 
+def model_request(
+    name: str, names: Names, role_arn: str, container: dict[str, Any], endpoint: EndpointConfig
+) -> dict[str, Any]:
+    """The CreateModel request.
+
+    Real-time models run with network isolation: the container serves from /opt/ml/model and needs
+    no network. Serverless Inference refuses network isolation (one of its documented feature
+    exclusions), so a serverless model must not ask for it or the endpoint fails to create.
+    """
+    request: dict[str, Any] = {
+        "ModelName": name,
+        "PrimaryContainer": container,
+        "ExecutionRoleArn": role_arn,
+        "Tags": names.tag_list(),
+    }
+    if not endpoint.serverless:
+        request["EnableNetworkIsolation"] = True
+    return request
+
+
 def ensure_model(
-    sagemaker: Any, names: Names, role_arn: str, container: dict[str, Any], progress: Progress
+    sagemaker: Any,
+    names: Names,
+    role_arn: str,
+    container: dict[str, Any],
+    endpoint: EndpointConfig,
+    progress: Progress,
 ) -> str:
-    name = f"{names.model_prefix}-{_digest([container, role_arn])}"
+    """Create the model named by a digest of its request unless it exists; returns the name."""
+    request = model_request("", names, role_arn, container, endpoint)
+    name = f"{names.model_prefix}-{_digest([container, role_arn, request.get('EnableNetworkIsolation')])}"
     try:
         sagemaker.describe_model(ModelName=name)
         progress.detail(f"model {name} exists")
     except Exception as exc:
         if error_code(exc) != "ValidationException":
             raise
-        sagemaker.create_model(
-            ModelName=name,
-            PrimaryContainer=container,
-            ExecutionRoleArn=role_arn,
-            EnableNetworkIsolation=True,  # the container serves from /opt/ml/model and needs no network
-            Tags=names.tag_list(),
-        )
+        sagemaker.create_model(**{**request, "ModelName": name})
         progress.detail(f"created model {name}")
     return name
 

@@ -25,3 +25,15 @@ class EndpointUpdateFailed(CloudError):
 
 class NotDeployed(CloudError):
     """A command needs a resource that deploy has not created (yet)."""
+
+
+def describe_failure(exc: Exception) -> str:
+    """One line for a failed step: an AWS error's operation, code, message and resource, else str()."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict) or "Error" not in response:
+        return str(exc) or type(exc).__name__
+    error = response["Error"]
+    operation = getattr(exc, "operation_name", "an AWS call")
+    text = f"AWS {operation} failed: {error.get('Code')}: {error.get('Message') or '(no message)'}"
+    resource = response.get("ResourceInvolved")
+    return f"{text} [{resource}]" if resource else text

@@ -2,8 +2,9 @@
 
 * SageMaker execution role (training jobs and the endpoint's containers): read and write objects under
   this project's S3 prefix only, list the bucket only for that prefix, pull from this project's ECR
-  repository, write its own CloudWatch log groups. ``ecr:GetAuthorizationToken`` is the one ``*``
-  resource: that action has no resource-level permissions.
+  repository, write its own CloudWatch log groups and publish instance metrics.
+  ``ecr:GetAuthorizationToken`` and ``cloudwatch:PutMetricData`` are the ``*`` resources: those actions
+  have no resource-level permissions.
 * Lambda proxy role: ``sagemaker:InvokeEndpoint`` on this endpoint's ARN and writing to the function's
   own log group (which deploy creates, so no ``logs:CreateLogGroup``).
 """
@@ -28,27 +29,50 @@ def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def trust_policy(service: str) -> dict[str, Any]:
-    """Who may assume the role: one AWS service principal."""
-    return _document([{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}])
+SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
+LAMBDA_SERVICE = "lambda.amazonaws.com"
+
+
+def trust_policy(service: str, names: Names) -> dict[str, Any]:
+    """Who may assume the role: one AWS service principal, acting for this account only.
+
+    ``aws:SourceAccount`` stops another account's SageMaker job or Lambda function from being pointed
+    at this role (the cross-service confused deputy). SageMaker also sets ``aws:SourceArn`` to the
+    job or endpoint acting, so its role is pinned to SageMaker resources of this account and region;
+    Lambda assumes execution roles without a function ARN to match, so only the account is pinned.
+    """
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": names.account_id}}
+    if service == SAGEMAKER_SERVICE:
+        condition["ArnLike"] = {"aws:SourceArn": names.arn("sagemaker", "*")}
+    return _document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": condition,
+            }
+        ]
+    )
 
 
 def sagemaker_policy(names: Names) -> dict[str, Any]:
     """The SageMaker execution role's permissions."""
-    logs_arn = f"arn:aws:logs:{names.region}:{names.account_id}:log-group"
+    logs_arn = names.arn("logs", "log-group")
+    s3_arn = f"arn:{names.partition}:s3:::{names.bucket}"
     return _document(
         [
             {
                 "Sid": "ProjectObjects",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"arn:aws:s3:::{names.bucket}/{names.s3_prefix}/*",
+                "Resource": f"{s3_arn}/{names.s3_prefix}/*",
             },
             {
                 "Sid": "ListProjectPrefix",
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
-                "Resource": f"arn:aws:s3:::{names.bucket}",
+                "Resource": s3_arn,
                 "Condition": {"StringLike": {"s3:prefix": [f"{names.s3_prefix}/*"]}},
             },
             {
@@ -59,7 +83,7 @@ def sagemaker_policy(names: Names) -> dict[str, Any]:
                     "ecr:GetDownloadUrlForLayer",
                     "ecr:BatchCheckLayerAvailability",
                 ],
-                "Resource": f"arn:aws:ecr:{names.region}:{names.account_id}:repository/{names.repository}",
+                "Resource": names.arn("ecr", f"repository/{names.repository}"),
             },
             {
                 "Sid": "RegistryToken",
@@ -77,9 +101,15 @@ def sagemaker_policy(names: Names) -> dict[str, Any]:
                     "logs:DescribeLogStreams",
                 ],
                 "Resource": [
-                    f"{logs_arn}:/aws/sagemaker/TrainingJobs:*",
+                    f"{logs_arn}:{names.training_log_group}:*",
                     f"{logs_arn}:{names.endpoint_log_group}:*",
                 ],
+            },
+            {
+                "Sid": "InstanceMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",  # this action supports no resource-level scoping
             },
         ]
     )
@@ -87,7 +117,7 @@ def sagemaker_policy(names: Names) -> dict[str, Any]:
 
 def lambda_policy(names: Names) -> dict[str, Any]:
     """The Lambda proxy role's permissions."""
-    logs_arn = f"arn:aws:logs:{names.region}:{names.account_id}:log-group:{names.function_log_group}:*"
+    logs_arn = names.arn("logs", f"log-group:{names.function_log_group}:*")
     return _document(
         [
             {
@@ -116,7 +146,7 @@ def ensure_role(
     progress: Progress,
 ) -> str:
     """Create or bring up to date ``role_name`` with its trust and inline policy; returns the ARN."""
-    trust = trust_policy(service)
+    trust = trust_policy(service, names)
     try:
         role = iam.get_role(RoleName=role_name)["Role"]
         if _as_dict(role["AssumeRolePolicyDocument"]) != trust:
@@ -156,6 +186,19 @@ def _as_dict(document: Any) -> dict[str, Any]:
     if isinstance(document, str):
         return json.loads(unquote(document))
     return document
+
+
+def existing_roles(iam: Any, names: Names) -> list[str]:
+    """Which of the project's two roles exist now."""
+    found = []
+    for role in (names.sagemaker_role, names.lambda_role):
+        try:
+            iam.get_role(RoleName=role)
+            found.append(role)
+        except Exception as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+    return found
 
 
 def delete_role(iam: Any, role_name: str) -> bool:

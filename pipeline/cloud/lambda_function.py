@@ -59,32 +59,6 @@ def environment(config: DeployConfig, names: Names) -> dict[str, str]:
     return env
 
 
-def ensure_log_group(logs: Any, names: Names, retention_days: int, progress: Progress) -> None:
-    """The function's log group with a retention (Lambda's auto-created group would keep logs forever)."""
-    group = find_log_group(logs, names.function_log_group)
-    if group is None:
-        logs.create_log_group(logGroupName=names.function_log_group, tags=names.tags)
-        progress.detail(f"created log group {names.function_log_group}")
-    set_retention(logs, names.function_log_group, retention_days, group)
-
-
-def find_log_group(logs: Any, name: str) -> dict[str, Any] | None:
-    for group in logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", []):
-        if group["logGroupName"] == name:
-            return group
-    return None
-
-
-def set_retention(logs: Any, name: str, days: int, group: dict[str, Any] | None = None) -> bool:
-    """Set the group's retention unless it already has it; False if the group does not exist."""
-    group = group or find_log_group(logs, name)
-    if group is None:
-        return False
-    if group.get("retentionInDays") != days:
-        logs.put_retention_policy(logGroupName=name, retentionInDays=days)
-    return True
-
-
 def _desired_configuration(config: DeployConfig, names: Names, role_arn: str) -> dict[str, Any]:
     return {
         "Runtime": config.lambda_.runtime,
@@ -191,9 +165,9 @@ def _policy_statements(lambda_: Any, function: str) -> list[dict[str, Any]]:
         raise
 
 
-def delete_function(lambda_: Any, names: Names) -> bool:
+def function_exists(lambda_: Any, names: Names) -> bool:
     try:
-        lambda_.delete_function(FunctionName=names.function)
+        lambda_.get_function(FunctionName=names.function)
         return True
     except Exception as exc:
         if error_code(exc) == "ResourceNotFoundException":
@@ -201,9 +175,9 @@ def delete_function(lambda_: Any, names: Names) -> bool:
         raise
 
 
-def delete_log_group(logs: Any, name: str) -> bool:
+def delete_function(lambda_: Any, names: Names) -> bool:
     try:
-        logs.delete_log_group(logGroupName=name)
+        lambda_.delete_function(FunctionName=names.function)
         return True
     except Exception as exc:
         if error_code(exc) == "ResourceNotFoundException":

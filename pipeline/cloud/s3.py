@@ -1,8 +1,13 @@
-"""The S3 bucket (private, encrypted) and content-addressed uploads of the training data."""
+"""The S3 bucket (private, encrypted, TLS only, versioned) and content-addressed uploads.
+
+Versioning keeps every model artifact a training job wrote even if a later object replaces it; old
+versions expire after ``NONCURRENT_DAYS`` so they do not pile up. Teardown deletes every version.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +17,57 @@ from pipeline.cloud.names import Names
 from pipeline.cloud.progress import Progress
 
 _SHA256_META = "sha256"
+NONCURRENT_DAYS = 30
+
+
+def tls_only_policy(names: Names) -> dict[str, Any]:
+    """Deny any request to the bucket that does not use TLS (``aws:SecureTransport`` false)."""
+    bucket_arn = f"arn:{names.partition}:s3:::{names.bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def lifecycle_rules() -> dict[str, Any]:
+    """Expire replaced object versions and abandoned multipart uploads."""
+    return {
+        "Rules": [
+            {
+                "ID": "expire-old-versions",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": NONCURRENT_DAYS},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+            }
+        ]
+    }
 
 
 def ensure_bucket(s3: Any, names: Names, progress: Progress) -> None:
-    """Create the bucket if it does not exist: all public access blocked, SSE-S3, tagged."""
+    """Create the bucket if needed and keep a bucket deploy created private, encrypted, TLS-only and
+    versioned. A bucket the user named (not tagged as ours) is used as it is."""
+    if _bucket_reachable(s3, names):
+        progress.detail(f"bucket {names.bucket} exists")
+    else:
+        _create_bucket(s3, names, progress)
+    if is_ours(s3, names):
+        _ensure_protections(s3, names, progress)
+
+
+def _bucket_reachable(s3: Any, names: Names) -> bool:
     try:
         s3.head_bucket(Bucket=names.bucket)
-        progress.detail(f"bucket {names.bucket} exists")
-        return
+        return True
     except Exception as exc:
         code = error_code(exc)
         if code in ("403", "AccessDenied"):
@@ -29,6 +77,10 @@ def ensure_bucket(s3: Any, names: Names, progress: Progress) -> None:
             ) from exc
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
+    return False
+
+
+def _create_bucket(s3: Any, names: Names, progress: Progress) -> None:
     params: dict[str, Any] = {"Bucket": names.bucket}
     if names.region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
         params["CreateBucketConfiguration"] = {"LocationConstraint": names.region}
@@ -50,6 +102,28 @@ def ensure_bucket(s3: Any, names: Names, progress: Progress) -> None:
     )
     s3.put_bucket_tagging(Bucket=names.bucket, Tagging={"TagSet": names.tag_list()})
     progress.detail(f"created bucket {names.bucket} (private, encrypted)")
+
+
+def _ensure_protections(s3: Any, names: Names, progress: Progress) -> None:
+    wanted = tls_only_policy(names)
+    if _bucket_policy(s3, names.bucket) != wanted:
+        s3.put_bucket_policy(Bucket=names.bucket, Policy=json.dumps(wanted))
+        progress.detail(f"bucket {names.bucket}: TLS-only policy (aws:SecureTransport)")
+    if s3.get_bucket_versioning(Bucket=names.bucket).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=names.bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_lifecycle_configuration(Bucket=names.bucket, LifecycleConfiguration=lifecycle_rules())
+        progress.detail(
+            f"bucket {names.bucket}: versioning on, old versions expire after {NONCURRENT_DAYS} days"
+        )
+
+
+def _bucket_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except Exception as exc:
+        if error_code(exc) == "NoSuchBucketPolicy":
+            return None
+        raise
 
 
 def file_sha256(path: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.cloud import apigateway, autoscaling, endpoint, keys, lambda_function, s3
+from pipeline.cloud import apigateway, autoscaling, endpoint, keys, log_groups, s3
 from pipeline.cloud.clients import Clients, error_code
 from pipeline.cloud.config import DeployConfig
 from pipeline.cloud.names import names_for
@@ -52,7 +52,7 @@ def gather(config: DeployConfig, clients: Clients) -> dict[str, Any]:
         if error_code(exc) != "ResourceNotFoundException":
             raise
         report["function"] = None
-    report["log_group"] = bool(lambda_function.find_log_group(clients.logs, names.function_log_group))
+    report["log_group"] = bool(log_groups.find(clients.logs, names.function_log_group))
 
     api = apigateway.find_rest_api(clients.apigateway, names.api)
     report["api"] = {"id": api["id"], "url": names.invoke_url(api["id"]) + "/predict"} if api else None

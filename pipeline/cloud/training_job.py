@@ -142,6 +142,28 @@ def describe(sagemaker: Any, job_name: str) -> dict[str, Any] | None:
         raise
 
 
+def running(sagemaker: Any, names: Names) -> list[str]:
+    """Names of this project's training jobs that are still in progress (and billing)."""
+    found: list[str] = []
+    for page in sagemaker.get_paginator("list_training_jobs").paginate(
+        NameContains=names.training_job_prefix, StatusEquals="InProgress"
+    ):
+        found += [
+            s["TrainingJobName"]
+            for s in page.get("TrainingJobSummaries", [])
+            if s["TrainingJobName"].startswith(names.training_job_prefix + "-")
+        ]
+    return found
+
+
+def stop_running(sagemaker: Any, names: Names) -> list[str]:
+    """Ask SageMaker to stop every running job of this project; returns their names."""
+    jobs = running(sagemaker, names)
+    for name in jobs:
+        sagemaker.stop_training_job(TrainingJobName=name)
+    return jobs
+
+
 def new_job_name(base_name: str, now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
     return f"{base_name}-{stamp}"

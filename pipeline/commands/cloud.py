@@ -73,6 +73,16 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("key_id", help="the key id (from `keys list`)")
     revoke.set_defaults(func=run_keys_revoke)
 
+    policy = subparsers.add_parser(
+        "policy",
+        parents=[common],
+        help="print the IAM policy the deploying identity needs, filled in for an account",
+        description="Print pipeline/cloud/policies/deployer.json with partition, region, account, prefix "
+        "and bucket filled in. Without --account it asks STS which account the credentials belong to.",
+    )
+    policy.add_argument("--account", help="12-digit account id (no AWS call is made)")
+    policy.set_defaults(func=run_policy)
+
     teardown = subparsers.add_parser("teardown", parents=[common], help="delete everything deploy created")
     teardown.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     teardown.add_argument("--poll-seconds", type=float, default=10.0, help="how often to poll while waiting")
@@ -93,7 +103,7 @@ def _guarded(run: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         from pipeline.cloud.config import ConfigError
-        from pipeline.cloud.errors import CloudError
+        from pipeline.cloud.errors import CloudError, describe_failure
 
         try:
             return run(args) or 0
@@ -107,15 +117,8 @@ def _guarded(run: Any) -> Any:
                 file=sys.stderr,
             )
             return EXIT_FAILED
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            operation = getattr(exc, "operation_name", "an AWS call")
-            print(
-                f"error: AWS {operation} failed: {error.get('Code')}: {error.get('Message')}", file=sys.stderr
-            )
-            return EXIT_FAILED
-        except (CloudError, BotoCoreError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except (ClientError, CloudError, BotoCoreError) as exc:
+            print(f"error: {describe_failure(exc)}", file=sys.stderr)
             return EXIT_FAILED
 
     return wrapper
@@ -246,6 +249,23 @@ def run_keys_revoke(args: argparse.Namespace) -> int:
 
 
 @_guarded
+def run_policy(args: argparse.Namespace) -> int:
+    from pipeline.cloud import deployer_policy
+    from pipeline.cloud.errors import CloudError
+    from pipeline.cloud.names import names_for
+
+    config = _config(args)
+    if args.account is not None and not (args.account.isdigit() and len(args.account) == 12):
+        raise CloudError(f"--account {args.account!r} must be a 12-digit AWS account id")
+    if args.account is None:
+        from pipeline.cloud.clients import Clients
+
+        args.account = Clients(config.project.region).account_id
+    print(json.dumps(deployer_policy.render(names_for(config, args.account)), indent=2))
+    return 0
+
+
+@_guarded
 def run_teardown(args: argparse.Namespace) -> int:
     from pipeline.cloud.clients import Clients
     from pipeline.cloud.progress import Progress
@@ -262,5 +282,5 @@ def run_teardown(args: argparse.Namespace) -> int:
         answer = input(f"Delete these {len(found)} resources? Type 'yes' to confirm: ")
         return answer.strip().lower() == "yes"
 
-    left = teardown(config, Clients(config.project.region), Progress(), confirm, poll_s=args.poll_seconds)
-    return EXIT_FAILED if left else 0
+    result = teardown(config, Clients(config.project.region), Progress(), confirm, poll_s=args.poll_seconds)
+    return 0 if result.complete else EXIT_FAILED

@@ -3,6 +3,10 @@
 * ``UpdateEndpoint`` is not implemented in moto: added here. It switches the endpoint to the new
   config as SageMaker does after a successful blue/green update, records the request (so tests can
   assert the DeploymentConfig), and can simulate an automatic rollback.
+* moto evaluates a bucket policy's conditions only for ``StringEquals`` and treats any other
+  operator as matching, so the TLS-only statement (Deny when ``aws:SecureTransport`` is false) denies
+  every request. boto3 always calls over HTTPS, so the shim drops exactly that statement from the
+  evaluation, as AWS would find its condition false.
 * Training jobs never run in moto: a botocore hook writes the ``model.tar.gz`` a real job would
   leave at its S3ModelArtifacts path, and ``fail_next_training_job`` makes the next job end Failed
   with a FailureReason (what SageMaker copies from /opt/ml/output/failure).
@@ -10,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +76,18 @@ def install(monkeypatch: pytest.MonkeyPatch) -> MotoShims:
             shims.training_failure = None
         return job
 
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy.decode())
+        insecure_only = {"Bool": {"aws:SecureTransport": "false"}}
+        policy["Statement"] = [st for st in policy["Statement"] if st.get("Condition") != insecure_only]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
     monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_training_job)
     return shims

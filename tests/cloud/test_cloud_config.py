@@ -61,12 +61,12 @@ def test_every_problem_is_reported_at_once_with_its_source(tmp_path) -> None:
         "[project]\n"
         'name_prefix = "Adult_Income"\n'
         'region = "moon-1"\n'
+        "log_retention_days = 10\n"
         "[endpoint]\n"
         "autoscaling_min = 5\n"
         "serverless_memory_mb = 1500\n"
         "[lambda]\n"
         "timeout_seconds = 29\n"
-        "log_retention_days = 10\n"
         "[api]\n"
         "throttle_burst = true\n"
         'quota_period = "YEAR"\n'
@@ -82,7 +82,7 @@ def test_every_problem_is_reported_at_once_with_its_source(tmp_path) -> None:
         "endpoint.autoscaling_min (5) must not exceed endpoint.autoscaling_max (4)",
         "endpoint.serverless_memory_mb (1500) must be one of 1024",
         "lambda.timeout_seconds (29) must be between 3 and 28: API Gateway stops waiting after 29 s",
-        "lambda.log_retention_days (10) must be a value CloudWatch accepts",
+        "project.log_retention_days (10) must be a value CloudWatch accepts",
         "api.throttle_burst must be an integer, got True",
         "api.quota_period 'YEAR' must be DAY, WEEK or MONTH",
         "unknown key api.typo_key",

@@ -65,3 +65,40 @@ def test_build_command_builds_a_linux_amd64_image(engine, tmp_path: Path) -> Non
         assert f"$ docker build --platform {PLATFORM} -f container/Dockerfile -t {image} ." in out.getvalue()
     finally:
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False, timeout=60)
+
+
+def test_image_tag_hashes_exactly_the_files_docker_sends(engine) -> None:
+    """The content tag's file list equals the build context Docker itself sees from this repository.
+
+    A file outside the context (the Dockerfile aside) must not change the tag, and every file inside
+    it must; so the list is compared with a real build that copies its whole context and lists it.
+    """
+    from pipeline.cloud.ecr import context_files
+
+    repo_root = Path(__file__).resolve().parents[2]
+    image = f"adult-income-contexttest:{uuid.uuid4().hex[:10]}"
+    probe = "FROM debian:bookworm-slim\nCOPY . /ctx\n"
+    try:
+        build = subprocess.run(
+            ["docker", "build", "-f", "-", "-t", image, "."],
+            input=probe,
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+        listed = subprocess.run(
+            ["docker", "run", "--rm", image, "sh", "-c", "cd /ctx && find . -type f | sort"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.split()
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False, timeout=60)
+    sent = sorted(p.removeprefix("./") for p in listed)
+    ours = sorted(p.relative_to(repo_root).as_posix() for p in context_files(repo_root))
+    assert build.returncode == 0
+    assert ours == sent

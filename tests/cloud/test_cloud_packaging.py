@@ -60,6 +60,7 @@ def _tree(root: Path) -> None:
         "pipeline/schema.py": "SCHEMA = 1\n",
         "pipeline/cloud/deploy.py": "x = 1\n",
         "data/adult.data": "39, State-gov\n",
+        ".dockerignore": (REPO / ".dockerignore").read_text(),
     }.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,9 +75,13 @@ def test_image_tag_follows_the_build_context_only(tmp_path) -> None:
     (tmp_path / "pipeline/__pycache__").mkdir()
     (tmp_path / "pipeline/__pycache__/schema.cpython-311.pyc").write_bytes(b"\0")
     (tmp_path / "README.md").write_text("docs\n")
+    (tmp_path / "data/adult.data").write_text("40, Private\n")  # data reaches jobs through S3, not the image
     assert source_tag(tmp_path) == tag
     (tmp_path / "pipeline/schema.py").write_text("SCHEMA = 2\n")  # in the image
-    assert source_tag(tmp_path) != tag
+    changed = source_tag(tmp_path)
+    assert changed != tag
+    (tmp_path / "container/Dockerfile").write_text("FROM debian:trixie-slim\n")  # builds the image
+    assert source_tag(tmp_path) != changed
 
 
 def test_docker_commands_are_exact() -> None:

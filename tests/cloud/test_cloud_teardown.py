@@ -24,7 +24,7 @@ def _run(stack: Stack, config=None, answer: bool = True):
         asked.append(len(found))
         return answer
 
-    left = teardown(
+    result = teardown(
         config or stack.config(),
         stack.clients,
         Progress(stack.output),
@@ -32,7 +32,8 @@ def _run(stack: Stack, config=None, answer: bool = True):
         poll_s=0,
         sleep=lambda s: None,
     )
-    return left, asked
+    assert result.failures == []
+    return result.left, asked
 
 
 def assert_nothing_left(stack: Stack) -> None:
@@ -61,8 +62,12 @@ def assert_nothing_left(stack: Stack) -> None:
 def test_teardown_after_deploy_leaves_nothing(stack: Stack) -> None:
     stack.deploy()
     stack.deploy(stack.config(endpoint__initial_instance_count="2"))  # two configs and models now
-    # SageMaker creates the endpoint's log group when the container starts; moto does not.
-    stack.client("logs").create_log_group(logGroupName="/aws/sagemaker/Endpoints/adult-income")
+    # Deploy creates the endpoint's log group before the endpoint, with a retention (else SageMaker
+    # would create it at the first container start and keep the logs forever).
+    [group] = stack.client("logs").describe_log_groups(logGroupNamePrefix="/aws/sagemaker/Endpoints/")[
+        "logGroups"
+    ]
+    assert (group["logGroupName"], group["retentionInDays"]) == ("/aws/sagemaker/Endpoints/adult-income", 14)
     found = inventory(stack.config(), stack.clients)
     kinds = {kind for kind, _ in found}
     assert {

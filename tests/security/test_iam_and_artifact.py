@@ -29,7 +29,7 @@ from pipeline.cloud.names import names_for
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 # Actions AWS does not let a policy scope to a resource: only these may have Resource "*".
-NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
+NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -68,9 +68,16 @@ def test_policies_have_no_wildcard_actions_and_star_resources_only_where_aws_req
 
 
 def test_roles_trust_one_service_and_carry_only_the_generated_policy() -> None:
+    names = names_for(load_config(), ACCOUNT)
     for service in ("sagemaker.amazonaws.com", "lambda.amazonaws.com"):
-        [statement] = iam.trust_policy(service)["Statement"]
+        [statement] = iam.trust_policy(service, names)["Statement"]
         assert statement["Principal"] == {"Service": service} and statement["Action"] == "sts:AssumeRole"
+        # Confused deputy: only this account's SageMaker jobs/endpoints or Lambda functions may assume it.
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+        if service.startswith("sagemaker"):
+            assert statement["Condition"]["ArnLike"] == {
+                "aws:SourceArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:*"
+            }
     cloud_sources = {
         p.name: p.read_text(encoding="utf-8") for p in (REPO_ROOT / "pipeline" / "cloud").glob("*.py")
     }
