@@ -5,23 +5,28 @@ format whichever hop answered::
 
     {"error": {"code": "...", "message": "...", "details": [...], "request_id": "..."}}
 
-Mapping of InvokeEndpoint outcomes:
+Mapping of InvokeEndpoint outcomes (after the retries in ``lambda_proxy/runtime.py``):
 
-====================================================  ======  ========================
-SageMaker answer                                      status  code
-====================================================  ======  ========================
-ModelError, container answered 4xx                    same    the container's own body
-ModelError, container timed out (status 0) or 504     504     model_timeout
-ModelError, container answered another 5xx            502     model_error
-ValidationError: body over the size limit             413     payload_too_large
-ValidationError (endpoint missing or not InService)   503     endpoint_unavailable
-ThrottlingException                                   429     too_many_requests
-ModelNotReadyException (serverless cold start)        503     model_not_ready
-ServiceUnavailable                                    503     service_unavailable
-other service errors (InternalFailure, ...)           502     upstream_error
-read timeout (the Lambda's own budget)                504     model_timeout
-cannot connect to the runtime endpoint                502     upstream_unreachable
-====================================================  ======  ========================
+=====================================================  ======  ==========================
+SageMaker answer                                       status  code
+=====================================================  ======  ==========================
+ModelError, container answered 4xx                     same    the container's own body
+ModelError, container timed out (status 0) or 504      504     model_timeout
+ModelError, container answered another 5xx             502     model_error
+ValidationError: body over the size limit              413     payload_too_large
+ValidationError (endpoint missing or not InService)    503     endpoint_unavailable
+ThrottlingException (retried)                          429     too_many_requests
+ModelNotReadyException (serverless cold start, ret.)   503     model_not_ready
+ServiceUnavailable (retried)                           503     service_unavailable
+other service errors (InternalFailure retried, ...)    502     upstream_error
+read timeout (the Lambda's own budget; never retried)  504     model_timeout
+cannot connect to the runtime endpoint (retried)       502     upstream_unreachable
+connection closed before or while reading (retried)    502     upstream_connection_closed
+any other HTTP client failure                          502     upstream_error
+=====================================================  ======  ==========================
+
+The handler adds one answer of its own after a success: a proxy response larger than Lambda's
+response limit becomes 413 ``response_too_large`` (see ``lambda_proxy/responses.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ from typing import Any
 
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
+    HTTPClientError,
+    IncompleteReadError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from botocore.exceptions import (
     ConnectionError as BotocoreConnectionError,
@@ -43,6 +52,10 @@ RETRYABLE_CODES = frozenset(
     {"ThrottlingException", "ModelNotReadyException", "ServiceUnavailable", "InternalFailure"}
 )
 _MAX_PASSED_MESSAGE = 2048
+# The connection went away before a whole answer arrived: closed or reset before the status line
+# (typically a pooled connection that died while the execution environment was frozen), or cut
+# while the body was being read. These are HTTPClientErrors, not botocore ConnectionErrors.
+CONNECTION_LOST = (ConnectionClosedError, ResponseStreamingError, IncompleteReadError)
 
 
 @dataclass(eq=False)
@@ -73,20 +86,43 @@ class ProxyError(Exception):
 def is_retryable(exc: Exception) -> bool:
     """True for failures that come back fast and may clear on retry (never a read timeout)."""
     if isinstance(exc, ReadTimeoutError):
-        return False
+        return False  # checked first: it is an HTTPClientError too, and it has spent the budget
     if isinstance(exc, BotocoreConnectionError):
         return True  # connect timeout or refused: nothing reached the model
+    if isinstance(exc, CONNECTION_LOST):
+        # The request may have reached the model and been scored before the connection died.
+        # Sending it again is safe: InvokeEndpoint only scores the records (no state changes,
+        # nothing is stored or counted per request), so a repeat gives the same answer.
+        return True
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code") in RETRYABLE_CODES
     return False
 
 
-def from_invoke_failure(exc: Exception, read_timeout_s: float) -> ProxyError:
-    """Translate an InvokeEndpoint exception into the proxy's answer."""
+def from_invoke_failure(exc: Exception, read_timeout_s: float, attempts: int = 1) -> ProxyError:
+    """Translate an InvokeEndpoint exception (the last of ``attempts``) into the proxy's answer."""
     if isinstance(exc, ReadTimeoutError):
         return ProxyError(504, "model_timeout", f"the model did not answer within {read_timeout_s:g} s")
+    tried = [{"attempts": attempts}]
     if isinstance(exc, BotocoreConnectionError):
-        return ProxyError(502, "upstream_unreachable", "could not connect to the SageMaker runtime")
+        return ProxyError(
+            502,
+            "upstream_unreachable",
+            f"could not connect to the SageMaker runtime ({_tries(attempts)})",
+            tried,
+        )
+    if isinstance(exc, CONNECTION_LOST):
+        return ProxyError(
+            502,
+            "upstream_connection_closed",
+            "the connection to the SageMaker runtime closed before a complete answer arrived "
+            f"({_tries(attempts)}); retry the request",
+            tried,
+        )
+    if isinstance(exc, HTTPClientError):
+        return ProxyError(
+            502, "upstream_error", f"the call to the SageMaker runtime failed ({type(exc).__name__})", tried
+        )
     if not isinstance(exc, ClientError):
         raise exc
     code = exc.response.get("Error", {}).get("Code", "")
@@ -115,6 +151,10 @@ def from_invoke_failure(exc: Exception, read_timeout_s: float) -> ProxyError:
     if code == "ServiceUnavailable":
         return ProxyError(503, "service_unavailable", "SageMaker is unavailable; retry shortly")
     return ProxyError(502, "upstream_error", f"SageMaker failed the request ({code or 'unknown error'})")
+
+
+def _tries(attempts: int) -> str:
+    return "1 attempt" if attempts == 1 else f"{attempts} attempts"
 
 
 def _from_model_error(response: dict[str, Any]) -> ProxyError:

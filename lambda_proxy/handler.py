@@ -19,7 +19,14 @@ from typing import Any
 from lambda_proxy import runtime
 from lambda_proxy.errors import ProxyError, from_invoke_failure
 from lambda_proxy.proxy_event import ProxyRequest, parse_event
-from lambda_proxy.responses import JSON, error_response, proxy_response
+from lambda_proxy.responses import (
+    JSON,
+    LAMBDA_RESPONSE_LIMIT_BYTES,
+    MAX_RESPONSE_BYTES,
+    error_response,
+    proxy_response,
+    serialized_size,
+)
 from lambda_proxy.settings import DEFAULT_REQUEST_TYPE, Settings, SettingsError, load_settings
 
 ROUTES: dict[str, tuple[str, ...]] = {"/predict": ("POST",), "/health": ("GET",)}
@@ -43,6 +50,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         response = error_response(
             ProxyError(500, "internal_error", "the proxy failed unexpectedly"), request_id
         )
+    response = _within_lambda_limit(response, request_id, log)
     log["status"] = response["statusCode"]
     log["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
     _emit(log)
@@ -89,12 +97,32 @@ def _predict(request: ProxyRequest, context: Any, log: dict[str, Any]) -> dict[s
     except runtime.InvokeFailed as failed:
         log.update(attempts=failed.attempts, invoke_ms=_ms_since(invoke_started))
         log["upstream_error"] = _upstream_code(failed.cause)
-        raise from_invoke_failure(failed.cause, settings.read_timeout_s) from failed.cause
+        raise from_invoke_failure(failed.cause, settings.read_timeout_s, failed.attempts) from failed.cause
     log.update(attempts=result.attempts, invoke_ms=_ms_since(invoke_started), bytes_out=len(result.body))
     headers = _id_header(request.request_id)
     if result.custom_attributes:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = result.custom_attributes
     return proxy_response(200, result.body, result.content_type, headers)
+
+
+def _within_lambda_limit(
+    response: dict[str, Any], request_id: str | None, log: dict[str, Any]
+) -> dict[str, Any]:
+    """``response``, or a 413 if Lambda would drop it for size (the caller would get a bare 502)."""
+    size = serialized_size(response)
+    log["response_bytes"] = size
+    if size <= MAX_RESPONSE_BYTES:
+        return response
+    log["error_code"] = "response_too_large"
+    error = ProxyError(
+        413,
+        "response_too_large",
+        f"the answer to this request would be {size} bytes, over Lambda's {LAMBDA_RESPONSE_LIMIT_BYTES} "
+        "byte response limit; split the records into smaller batches, or score large files with "
+        "SageMaker Batch Transform",
+        [{"limit_bytes": LAMBDA_RESPONSE_LIMIT_BYTES, "size_bytes": size}],
+    )
+    return error_response(error, request_id)
 
 
 def _check_content_type(request: ProxyRequest, settings: Settings) -> str:

@@ -2,8 +2,12 @@
 
 botocore's own retries are switched off on purpose: its standard mode also retries read timeouts,
 and two 24 s attempts cannot fit in a 28 s function. Instead :func:`invoke` retries only failures that
-come back fast (throttling, a cold serverless model, a refused connection), and only while a whole
-further attempt still fits in the function's remaining time.
+come back fast (throttling, a cold serverless model, a refused connection, a connection closed before
+or while the answer was read), and only while a whole further attempt still fits in the function's
+remaining time.
+
+A closed connection is the usual failure after a thaw: Lambda freezes the execution environment
+between invocations, and a connection pooled by the cached client may be dead when it resumes.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def invoke(
     while True:
         attempt += 1
         try:
-            response = client.invoke_endpoint(**params)
+            return _attempt(client, params, attempt)
         except Exception as exc:
             if attempt >= settings.max_attempts or not is_retryable(exc):
                 raise InvokeFailed(exc, attempt) from exc
@@ -99,10 +103,14 @@ def invoke(
             if left is not None and left - delay < settings.attempt_budget_s + _SAFETY_MARGIN_S:
                 raise InvokeFailed(exc, attempt) from exc
             sleep(delay)
-            continue
-        return InvokeResult(
-            body=response["Body"].read(),
-            content_type=response.get("ContentType") or "application/octet-stream",
-            custom_attributes=response.get("CustomAttributes"),
-            attempts=attempt,
-        )
+
+
+def _attempt(client: Any, params: dict[str, Any], attempt: int) -> InvokeResult:
+    """One InvokeEndpoint call including reading the body: the connection can drop during either."""
+    response = client.invoke_endpoint(**params)
+    return InvokeResult(
+        body=response["Body"].read(),
+        content_type=response.get("ContentType") or "application/octet-stream",
+        custom_attributes=response.get("CustomAttributes"),
+        attempts=attempt,
+    )

@@ -3,11 +3,18 @@
 The endpoint name in the URL picks the behaviour, so one server serves every test. The error answers
 follow the botocore service model (status, ``x-amzn-ErrorType`` header, JSON members), which is what
 makes botocore raise the same modeled exceptions (ModelError with OriginalStatusCode, ...).
+
+Two behaviours break the connection instead of answering, as a connection pooled across a Lambda
+freeze does: ``drop`` reads the request and closes the connection with nothing sent (and a reset, as
+a dead peer does); ``cutbody`` sends the status line, the headers and half of an ``ok`` body, then
+closes it (a plain close, so the client reliably gets the headers and fails reading the body).
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -41,6 +48,8 @@ class FakeRuntime:
     # endpoint name -> list of behaviours to use before falling back to the name's own behaviour
     scripted: dict[str, list[str]] = field(default_factory=dict)
     slow_seconds: float = 2.0
+    # size of the ``sized`` behaviour's JSON answer, in bytes
+    sized_bytes: int = 1024
 
 
 def _model_error(status: int, original: str, message: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -106,10 +115,25 @@ def answer(behaviour: str, seen: Seen, runtime: FakeRuntime) -> tuple[int, dict[
         return _service_error(503, "ServiceUnavailable", "Service unavailable")
     if behaviour == "internal":
         return _service_error(500, "InternalFailure", "Internal failure")
+    if behaviour == "sized":
+        return 200, {"Content-Type": "application/json"}, sized_json(runtime.sized_bytes)
+    if behaviour == "sizedbin":
+        return 200, {"Content-Type": "application/octet-stream"}, b"\x00" * runtime.sized_bytes
     if behaviour == "slow":
         time.sleep(runtime.slow_seconds)
         return answer("ok", seen, runtime)
     raise AssertionError(f"unknown behaviour {behaviour}")
+
+
+def sized_json(size: int) -> bytes:
+    """A JSON document of exactly ``size`` bytes (ASCII, no characters JSON must escape)."""
+    head, tail = b'{"predictions":"', b'"}'
+    return head + b"p" * (size - len(head) - len(tail)) + tail
+
+
+def _reset(connection: socket.socket) -> None:
+    """Make the coming close end with RST (SO_LINGER 0): the peer sees the connection reset."""
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def start() -> tuple[ThreadingHTTPServer, FakeRuntime]:
@@ -131,7 +155,15 @@ def start() -> tuple[ThreadingHTTPServer, FakeRuntime]:
                 name = parts[1]
                 queue = runtime.scripted.get(name)
                 behaviour = queue.pop(0) if queue else name.split("-")[0]
-                status, headers, payload = answer(behaviour, seen, runtime)
+                if behaviour == "drop":
+                    self._break_connection()
+                    return
+                status, headers, payload = answer(
+                    "ok" if behaviour == "cutbody" else behaviour, seen, runtime
+                )
+                if behaviour == "cutbody":
+                    self._break_connection(status, headers, payload)
+                    return
             try:
                 self.send_response(status)
                 headers = {
@@ -146,6 +178,25 @@ def start() -> tuple[ThreadingHTTPServer, FakeRuntime]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (read timeout tests)
+
+        def _break_connection(
+            self, status: int = 0, headers: dict[str, str] | None = None, payload: bytes = b""
+        ) -> None:
+            """Close the connection; with a status, after the headers and half of ``payload``."""
+            self.close_connection = True  # the server closes the socket when this returns
+            if not status:
+                _reset(self.connection)
+                return
+            try:
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -15,7 +15,9 @@ from fake_sagemaker_runtime import CONTAINER_400
 from secret_checks import assert_absent
 
 from lambda_proxy import runtime as proxy_runtime
+from lambda_proxy.errors import is_retryable
 from lambda_proxy.handler import handler
+from lambda_proxy.responses import LAMBDA_RESPONSE_LIMIT_BYTES, MAX_RESPONSE_BYTES, serialized_size
 
 API_KEY_VALUE = "Zx8TnQ2vLr5KpW7mYc4BdHs9JfGa3UeRt6VoNi1X"  # a fake key: must never reach the logs
 RECORD = {"age": 39, "workclass": "State-gov", "occupation": "Adm-clerical", "hours_per_week": 40}
@@ -83,6 +85,7 @@ def rt(fake_runtime_server, monkeypatch: pytest.MonkeyPatch):
     fake_runtime_server.requests.clear()
     fake_runtime_server.scripted.clear()
     fake_runtime_server.slow_seconds = 2.0
+    fake_runtime_server.sized_bytes = 1024
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", fake_runtime_server.url)
     monkeypatch.setenv("ENDPOINT_NAME", "ok")
     return fake_runtime_server
@@ -375,6 +378,129 @@ def test_unreachable_runtime_is_502(rt, monkeypatch) -> None:
     response = call(proxy_event(body="{}"))
     assert response["statusCode"] == 502
     assert error_of(response)["code"] == "upstream_unreachable"
+
+
+@pytest.mark.parametrize("first", ["drop", "cutbody"])
+def test_connection_closed_once_is_retried(rt, monkeypatch, capsys, first) -> None:
+    # drop: closed before any answer (a pooled connection dead after a freeze); cutbody: closed
+    # after the headers, while the body was being read.
+    monkeypatch.setenv("ENDPOINT_NAME", "flaky")
+    rt.scripted["flaky"] = [first, "ok"]
+    response = call(proxy_event(body=json.dumps(RECORD)))
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["predictions"] == [{"label": ">50K", "probability": 0.87}]
+    assert len(rt.requests) == 2
+    [line] = log_lines(capsys)
+    assert line["status"] == 200 and line["attempts"] == 2
+    assert "error_code" not in line
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "upstream_error"), [("drop", "ConnectionClosedError"), ("cutbody", "ResponseStreamingError")]
+)
+def test_connection_always_closed_is_502_json_after_bounded_retries(
+    rt, monkeypatch, capsys, endpoint, upstream_error
+) -> None:
+    monkeypatch.setenv("ENDPOINT_NAME", endpoint)
+    response = call(proxy_event(body="{}"))
+    assert response["statusCode"] == 502
+    error = error_of(response)
+    assert error["code"] == "upstream_connection_closed"
+    assert "connection to the SageMaker runtime closed" in error["message"]
+    assert "3 attempts" in error["message"]
+    assert error["details"] == [{"attempts": 3}]
+    assert error["request_id"] == "gw-req-42"
+    assert len(rt.requests) == 3
+    [line] = log_lines(capsys)
+    assert line["status"] == 502 and line["attempts"] == 3
+    assert line["error_code"] == "upstream_connection_closed"
+    assert line["upstream_error"] == upstream_error
+
+
+def test_closed_connection_is_not_retried_when_another_attempt_would_not_fit(rt, monkeypatch) -> None:
+    monkeypatch.setenv("ENDPOINT_NAME", "drop")
+    response = call(proxy_event(body="{}"), FakeContext(remaining_ms=20_000))  # < 2 s + 24 s + margin
+    assert response["statusCode"] == 502
+    assert error_of(response)["details"] == [{"attempts": 1}]
+    assert len(rt.requests) == 1
+
+
+def test_only_fast_connection_failures_are_retryable_never_a_read_timeout() -> None:
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        EndpointConnectionError,
+        HTTPClientError,
+        IncompleteReadError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+
+    url = "https://runtime.sagemaker.us-east-1.amazonaws.com"
+    assert is_retryable(ConnectionClosedError(endpoint_url=url))
+    assert is_retryable(EndpointConnectionError(endpoint_url=url))
+    assert is_retryable(ResponseStreamingError(error="Connection broken: IncompleteRead"))
+    assert is_retryable(IncompleteReadError(actual_bytes=1, expected_bytes=2))
+    # A read timeout is an HTTPClientError too, but it has already used the whole budget.
+    assert not is_retryable(ReadTimeoutError(endpoint_url=url))
+    assert not is_retryable(HTTPClientError(error="something else"))
+
+
+def _response_overhead(rt, monkeypatch) -> int:
+    """Bytes the proxy response adds to a ``sized`` answer (envelope, headers, escaped quotes)."""
+    monkeypatch.setenv("ENDPOINT_NAME", "sized")
+    rt.sized_bytes = 1000
+    response = call(proxy_event(body="{}"))
+    assert response["statusCode"] == 200
+    return serialized_size(response) - 1000
+
+
+def test_answer_that_fits_lambdas_response_limit_is_200(rt, monkeypatch, capsys) -> None:
+    overhead = _response_overhead(rt, monkeypatch)
+    rt.sized_bytes = MAX_RESPONSE_BYTES - overhead  # the largest answer the proxy passes
+    response = call(proxy_event(body="{}"))
+    assert response["statusCode"] == 200
+    assert len(response["body"]) == rt.sized_bytes
+    # What the Lambda runtime would send: json.dumps defaults, the larger of its two encodings.
+    sent = len(json.dumps(response).encode())
+    assert sent == MAX_RESPONSE_BYTES < LAMBDA_RESPONSE_LIMIT_BYTES
+    assert len(json.dumps(response, ensure_ascii=False).encode()) <= sent
+    assert log_lines(capsys)[-1]["response_bytes"] == sent
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        MAX_RESPONSE_BYTES + 1,  # one byte into the margin kept below Lambda's limit
+        LAMBDA_RESPONSE_LIMIT_BYTES + 1,  # over Lambda's limit, though the answer alone is under it
+    ],
+)
+def test_answer_over_lambdas_response_limit_is_413_json(rt, monkeypatch, capsys, size) -> None:
+    overhead = _response_overhead(rt, monkeypatch)
+    capsys.readouterr()
+    rt.sized_bytes = size - overhead
+    assert rt.sized_bytes < LAMBDA_RESPONSE_LIMIT_BYTES
+    response = call(proxy_event(body="{}"))
+    assert response["statusCode"] == 413
+    error = error_of(response)
+    assert error["code"] == "response_too_large"
+    assert error["details"] == [{"limit_bytes": 6_291_456, "size_bytes": size}]
+    assert f"{size} bytes" in error["message"] and "6291456 byte response limit" in error["message"]
+    assert "smaller batches" in error["message"] and "Batch Transform" in error["message"]
+    assert error["request_id"] == "gw-req-42"
+    assert serialized_size(response) < 1024
+    [line] = log_lines(capsys)
+    assert line["status"] == 413 and line["error_code"] == "response_too_large"
+    assert line["attempts"] == 1 and line["bytes_out"] == rt.sized_bytes
+
+
+def test_binary_answer_counts_its_base64_inflation(rt, monkeypatch) -> None:
+    monkeypatch.setenv("ENDPOINT_NAME", "sizedbin")
+    rt.sized_bytes = 5 * 1024 * 1024  # under 6 MB raw, about 7 MB as base64
+    response = call(proxy_event(body="{}"))
+    assert response["statusCode"] == 413
+    error = error_of(response)
+    assert error["code"] == "response_too_large"
+    assert error["details"][0]["size_bytes"] > 4 * rt.sized_bytes // 3 > LAMBDA_RESPONSE_LIMIT_BYTES
 
 
 def test_missing_endpoint_name_is_500_json(rt, monkeypatch, capsys) -> None:

@@ -17,7 +17,7 @@ from docs.openapi.contract import GATEWAY_SPEC, assert_documented_error
 
 LAMBDA_TIMEOUT_S = 28  # config/deploy.toml [lambda] timeout_seconds
 DOCUMENTED_5XX = {
-    502: {"model_error", "upstream_error", "upstream_unreachable"},
+    502: {"model_error", "upstream_connection_closed", "upstream_error", "upstream_unreachable"},
     503: {"model_not_ready", "endpoint_unavailable", "service_unavailable"},
     504: {"model_timeout"},
 }
