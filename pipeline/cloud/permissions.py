@@ -163,9 +163,8 @@ def check_permissions(iam: Any, caller_arn: str, names: Names) -> Check:
     return Check(
         "permissions",
         FAIL,
-        f"{principal} lacks {len({(d.action, d.resource) for d in denied})} of the deployer policy's "
-        "actions; "
-        "add them (pipeline/cloud/policies/deployer.json has each statement):",
+        f"{principal} is denied {len({(d.action, d.resource) for d in denied})} action/resource pairs of "
+        "the deployer policy; add them (pipeline/cloud/policies/deployer.json has each statement):",
         tuple(_grouped(denied)),
     )
 

@@ -273,7 +273,7 @@ def test_a_caller_missing_two_deployer_actions_gets_both_listed(
     out = capsys.readouterr().out
     assert status == 1
     prefix = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
-    assert f"[fail]     permissions: {arn} lacks 3 of the deployer policy's actions" in out
+    assert f"[fail]     permissions: {arn} is denied 3 action/resource pairs of the deployer policy" in out
     config_arn = f"{prefix}:endpoint-config/adult-income-config-{PROBE}"
     assert f"ProjectEndpointConfigs: sagemaker:CreateEndpoint on {config_arn}" in out
     assert f"ProjectEndpoint: sagemaker:CreateEndpoint on {prefix}:endpoint/adult-income" in out
