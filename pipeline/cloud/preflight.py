@@ -8,6 +8,7 @@ estimate. Only read calls (STS, IAM Get/Simulate, Service Quotas List) are made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +97,15 @@ def run_preflight(
             record(Check(name, SKIPPED, "needs working credentials"))
     else:
         names = names_for(config, report.account_id)
-        for check in check_quotas(config, clients.client("service-quotas")):
+        quota_checks = _guarded_check(
+            "quotas", lambda: check_quotas(config, clients.client("service-quotas"))
+        )
+        for check in quota_checks:
             record(check)
-        record(check_permissions(clients.iam, report.caller_arn, names))
+        for check in _guarded_check(
+            "permissions", lambda: [check_permissions(clients.iam, report.caller_arn, names)]
+        ):
+            record(check)
 
     record(_cost(config, prices, report))
     return report
@@ -125,6 +132,22 @@ def _identity(clients: Clients) -> tuple[Check, str, str]:
         return Check("credentials", FAIL, message), "", ""
     account, arn = who["Account"], who["Arn"]
     return Check("credentials", OK, f"account {account} as {arn}"), account, arn
+
+
+def _guarded_check(name: str, run: Callable[[], list[Check]]) -> list[Check]:
+    """Run a check; an AWS error it did not expect becomes a failed check instead of ending preflight."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return run()
+    except BotoCoreError as exc:
+        return [Check(name, FAIL, f"could not be checked: {exc}")]
+    except Exception as exc:
+        code = error_code(exc)
+        if not code:
+            raise
+        operation = getattr(exc, "operation_name", "an AWS call")
+        return [Check(name, FAIL, f"could not be checked: {operation} failed with {code}")]
 
 
 def _docker(enabled: bool, probe: DockerProbe) -> Check:

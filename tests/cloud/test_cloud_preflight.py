@@ -530,3 +530,26 @@ def test_cli_process_over_http(moto_server: tuple[str, PreflightShims], tmp_path
     assert f"[fail]     endpoint quota: '{ENDPOINT_QUOTA}'" in failed.stdout
     assert "Traceback" not in failed.stderr
     assert SKIPPED not in {c["status"] for c in document["checks"] if c["name"] != "docker"}
+
+
+def test_an_unexpected_aws_error_in_a_check_becomes_a_failed_check(shims: PreflightShims) -> None:
+    # The caller's user is deleted after STS answered: SimulatePrincipalPolicy then fails (NoSuchEntity).
+    arn, key_id, secret = iam_user(deployer_document())
+    session = session_for(key_id, secret)
+    iam = boto3.client("iam", region_name="us-east-1")
+    name = arn.rsplit("/", 1)[-1]
+
+    def delete_user(**kwargs: Any) -> None:
+        for policy in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+            iam.detach_user_policy(UserName=name, PolicyArn=policy["PolicyArn"])
+        iam.delete_access_key(UserName=name, AccessKeyId=key_id)
+        iam.delete_user(UserName=name)
+
+    session.events.register("before-call.iam.SimulatePrincipalPolicy", delete_user)
+
+    report, _ = preflight(session)
+
+    check = by_name(report)["permissions"]
+    assert check.status == FAIL
+    assert check.message.startswith("could not be checked: SimulatePrincipalPolicy failed with")
+    assert report.checks[-1].name == "cost"  # the report still completes
