@@ -29,8 +29,41 @@ def python_version() -> str:
     return platform.python_version()
 
 
-def git_commit(repo: Path = REPO_ROOT) -> str | None:
+# What a release writes (``train --release model --reports docs/evaluation``). Changes there are the
+# release itself, not an input to training, so they do not make a tree "dirty".
+RELEASE_OUTPUTS = ("model/", "docs/evaluation/")
+
+
+class DirtyTreeError(ValueError):
+    """A release was asked for from a checkout whose tracked files differ from its commit."""
+
+
+def uncommitted_changes(repo: Path | None = None) -> list[str] | None:
+    """Tracked files that differ from HEAD (outside RELEASE_OUTPUTS), or None outside a git checkout.
+
+    Untracked files are ignored: only files git knows can be part of the recorded commit.
+    """
+    repo = REPO_ROOT if repo is None else repo
+    if not (repo / ".git").exists():
+        return None
+    try:
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # Porcelain v1: two status letters, a space, the path (``old -> new`` for renames).
+    paths = [line[3:].split(" -> ")[-1] for line in status.splitlines() if line.strip()]
+    return [path for path in paths if not path.startswith(RELEASE_OUTPUTS)]
+
+
+def git_commit(repo: Path | None = None) -> str | None:
     """The checked-out commit (with ``+dirty`` if tracked files changed), or None outside a git checkout."""
+    repo = REPO_ROOT if repo is None else repo
     if not (repo / ".git").exists():
         return None
     try:
@@ -41,16 +74,32 @@ def git_commit(repo: Path = REPO_ROOT) -> str | None:
             timeout=10,
             check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return f"{commit}+dirty" if dirty else commit
+    return f"{commit}+dirty" if uncommitted_changes(repo) else commit
+
+
+def require_clean_tree(repo: Path | None = None) -> str:
+    """The commit a release is made from; DirtyTreeError if tracked files (outside RELEASE_OUTPUTS) changed.
+
+    A release records the commit it was trained from, so that commit must hold exactly the code and
+    data that made it: ``+dirty`` would make the released model unreproducible from the history.
+    """
+    repo = REPO_ROOT if repo is None else repo
+    changed = uncommitted_changes(repo)
+    if changed is None:
+        raise DirtyTreeError(f"{repo} is not a git checkout; a release must be made from a clean commit")
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise DirtyTreeError(
+            f"refusing to release from a tree with uncommitted changes to tracked files ({shown}); "
+            "commit or stash them first (only model/ and docs/evaluation/, which the release "
+            "rewrites, may differ)"
+        )
+    commit = git_commit(repo)
+    if commit is None:
+        raise DirtyTreeError(f"cannot read the git commit of {repo}")
+    return commit
 
 
 def volatile_fields(durations: dict[str, float]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Model subcommands: ``train``, ``evaluate``, ``package``, ``eda``.
+"""Model subcommands: ``train``, ``evaluate``, ``package``, ``golden``, ``eda``.
 
 Registration only builds argparse parsers; scikit-learn, pandas and matplotlib are imported by the
 handlers when they run.
@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--release",
         type=Path,
-        help="also write <DIR>/model.tar.gz and <DIR>/manifest.json (the committed release is model/)",
+        help="also write <DIR>/model.tar.gz, <DIR>/manifest.json and <DIR>/golden_predictions.json "
+        "(the committed release is model/); refused unless every tracked file outside model/ and "
+        "docs/evaluation/ is committed",
     )
     train.add_argument("--overwrite", action="store_true", help="replace an existing artifact in --output")
     train.add_argument("--cv-folds", type=int, default=None, help="cross-validation folds (default 5)")
@@ -76,6 +78,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     package.add_argument("--output", type=Path, required=True, help="path of the model.tar.gz to write")
     package.set_defaults(func=_package)
 
+    golden = subparsers.add_parser(
+        "golden",
+        help="(re)write a release's golden_predictions.json from its fitted Pipeline, without retraining",
+        description="Score the golden records (adult.test rows, missing-value spellings, edge values) "
+        "with the artifact's scikit-learn Pipeline directly and write the fixture the serving tests use.",
+    )
+    golden.add_argument("--model", type=Path, default=DEFAULT_RELEASED, help="artifact dir or model.tar.gz")
+    golden.add_argument("--output", type=Path, default=DEFAULT_RELEASED.parent / "golden_predictions.json")
+    golden.set_defaults(func=_golden)
+
     eda = subparsers.add_parser("eda", help="exploratory figures and summary of the Adult data (docs/eda/)")
     eda.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "eda")
     eda.set_defaults(func=_eda)
@@ -93,6 +105,8 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.training import config_from_options, train_to_directory
 
     try:
+        # Checked before the minutes of training: the manifest records this commit, so it must be clean.
+        release_commit = _clean_commit() if args.release else None
         config = config_from_options(
             quick=args.quick,
             cv_folds=args.cv_folds,
@@ -103,6 +117,8 @@ def _train(args: argparse.Namespace) -> int:
             n_jobs=args.n_jobs,
         )
         progress = Progress()
+        if release_commit:
+            progress(f"releasing from clean commit {release_commit}")
         test = None if args.no_test else (args.test or [DEFAULT_TEST])
         result, manifest = train_to_directory(
             args.train or [DEFAULT_TRAIN], test, config, args.output, progress, overwrite=args.overwrite
@@ -121,14 +137,39 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean_commit() -> str:
+    from pipeline.manifest import require_clean_tree
+
+    return require_clean_tree()
+
+
 def _release(model_dir: Path, release_dir: Path) -> None:
     import shutil
 
-    from pipeline.artifact import MANIFEST_FILE, package_model
+    from pipeline.artifact import MANIFEST_FILE, load_artifact, package_model
+    from pipeline.golden import GOLDEN_FILE, build_golden, write_golden
 
     release_dir.mkdir(parents=True, exist_ok=True)
     package_model(model_dir, release_dir / "model.tar.gz")
     shutil.copyfile(model_dir / MANIFEST_FILE, release_dir / MANIFEST_FILE)
+    write_golden(build_golden(load_artifact(model_dir), DEFAULT_TEST), release_dir / GOLDEN_FILE)
+
+
+def _golden(args: argparse.Namespace) -> int:
+    from pipeline.artifact import ArtifactError, load_artifact, safe_extract
+    from pipeline.data import DataError
+    from pipeline.golden import build_golden, write_golden
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="golden-") as tmp:
+            model_dir = args.model
+            if args.model.is_file():
+                model_dir = safe_extract(args.model, Path(tmp) / "model")
+            document = build_golden(load_artifact(model_dir), DEFAULT_TEST)
+    except (DataError, ArtifactError, ValueError) as exc:
+        return _fail(str(exc))
+    print(write_golden(document, args.output))
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import golden_checks  # tests/golden_checks.py (tests/ is on sys.path: rootdir conftest)
 import pytest
 import requests
 
@@ -72,18 +74,31 @@ def endpoint(request: pytest.FixtureRequest, image: str, model_dir: Path) -> Ite
         ep.container.remove()
 
 
+@pytest.fixture(scope="module", params=["auto", "sklearn"])
+def released_endpoint(
+    request: pytest.FixtureRequest, image: str, released_model_dir: Path
+) -> Iterator[Endpoint]:
+    """The committed release served by the image, per engine: its answers are held to the golden file."""
+    ep = start_serve(image, released_model_dir, "-e", f"MODEL_SERVER_ENGINE={request.param}")
+    ep.engine = request.param
+    try:
+        wait_for_ping(ep.container, f"{ep.url}/ping", PING_TIMEOUT_S)
+        yield ep
+    finally:
+        ep.container.remove()
+
+
 @pytest.fixture(scope="module")
-def expected(endpoint: Endpoint, model_dir: Path) -> tuple[list[float], float]:
-    """The same artifact scored in-process on the host with the same engine (the lock is shared)."""
-    from inference.engine import load_engine
-
-    engine = load_engine(model_dir, endpoint.engine)
-    columns = {name: [r.get(name) for r in RECORDS] for name in SCHEMA.names}
-    return [float(p) for p in engine.predict_proba(columns)], engine.threshold
-
-
-def _label(probability: float, threshold: float) -> str:
-    return SCHEMA.positive_label if probability >= threshold else SCHEMA.negative_label
+def golden(released_endpoint: Endpoint, released_model_dir: Path) -> tuple[list[dict], float, float]:
+    """(golden cases, tolerance for the endpoint's engine, threshold) from model/golden_predictions.json."""
+    manifest = json.loads((released_model_dir / "manifest.json").read_text(encoding="utf-8"))
+    document = golden_checks.golden()
+    assert document["model_sha256"] == manifest["artifact_files"]["model.joblib"]
+    return (
+        document["cases"],
+        golden_checks.tolerance(released_endpoint.engine, manifest),
+        document["threshold"],
+    )
 
 
 def test_ping_answers_200_quickly(endpoint: Endpoint) -> None:
@@ -92,35 +107,53 @@ def test_ping_answers_200_quickly(endpoint: Endpoint) -> None:
     assert response.elapsed.total_seconds() < 2
 
 
-def test_json_records_get_json_predictions(endpoint: Endpoint, expected) -> None:
-    want, threshold = expected
+def test_json_records_get_the_golden_predictions(released_endpoint: Endpoint, golden) -> None:
+    cases, tol, threshold = golden
     response = requests.post(
-        f"{endpoint.url}/invocations", json=RECORDS, headers={"Accept": "application/json"}, timeout=30
+        f"{released_endpoint.url}/invocations",
+        json=golden_checks.records(cases),
+        headers={"Accept": "application/json"},
+        timeout=30,
     )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     predictions = response.json()["predictions"]
-    assert [p["probability"] for p in predictions] == pytest.approx(want, abs=1e-9)
-    assert [p["label"] for p in predictions] == [_label(p, threshold) for p in want]
+    golden_checks.assert_matches_golden(
+        [p["probability"] for p in predictions], [p["label"] for p in predictions], cases, tol, threshold
+    )
 
 
-def test_csv_rows_get_csv_predictions(endpoint: Endpoint, expected) -> None:
-    want, threshold = expected
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SCHEMA.names)
-    writer.writerows([["" if r.get(n) is None else r[n] for n in SCHEMA.names] for r in RECORDS])
+def test_csv_rows_get_the_golden_predictions(released_endpoint: Endpoint, golden) -> None:
+    cases, tol, threshold = golden
     response = requests.post(
-        f"{endpoint.url}/invocations",
-        data=out.getvalue().encode(),
+        f"{released_endpoint.url}/invocations",
+        data=golden_checks.csv_body(cases, header=True).encode(),
         headers={"Content-Type": "text/csv; charset=utf-8", "Accept": "text/csv"},
         timeout=30,
     )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert [row[0] for row in rows] == [_label(p, threshold) for p in want]
-    assert [float(row[1]) for row in rows] == pytest.approx(want, abs=1e-9)
+    golden_checks.assert_matches_golden(
+        [float(r[1]) for r in rows], [r[0] for r in rows], cases, tol, threshold
+    )
+
+
+def test_the_image_trained_model_serves_both_formats(endpoint: Endpoint) -> None:
+    """The model the image's own ``train`` wrote is servable (its values are the release tests' job)."""
+    response = requests.post(f"{endpoint.url}/invocations", json=RECORDS, timeout=30)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == len(RECORDS)
+    assert all(0.0 <= p["probability"] <= 1.0 and p["label"] in (">50K", "<=50K") for p in predictions)
+    body = "\n".join(",".join("" if r[n] is None else str(r[n]) for n in SCHEMA.names) for r in RECORDS)
+    response = requests.post(
+        f"{endpoint.url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert [p["probability"] for p in response.json()["predictions"]] == [
+        p["probability"] for p in predictions
+    ]
 
 
 def test_an_invalid_record_gets_a_400_json_naming_the_field(endpoint: Endpoint) -> None:

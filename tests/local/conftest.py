@@ -1,7 +1,7 @@
 """Fixtures for the local cloud: real processes on loopback, each stopped by the fixture that started it.
 
 * ``local_settings``: a private run and secrets directory and OS-chosen ports for the session;
-* ``stack``: the whole local stack (real ``container/serve`` on the quick model, the runtime and the
+* ``stack``: the whole local stack (real ``container/serve`` on the committed release, the runtime and the
   gateway as processes, the real Lambda handler in the gateway's workers), shared by the session;
 * ``start_runtime``: a runtime process in front of any container (e.g. :class:`StubContainer`);
 * ``start_gateway``: a gateway *in this process* (a real HTTP server in a thread, real Lambda worker
@@ -74,11 +74,13 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalSettings:
 
 
 @pytest.fixture(scope="session")
-def stack(quick_model_dir: Path, local_settings: LocalSettings) -> Iterator[StackInfo]:
-    """The full local stack on the quick model (session-wide: starting it costs a few seconds)."""
+def stack(released_model_dir: Path, local_settings: LocalSettings) -> Iterator[StackInfo]:
+    """The full local stack on the committed release (session-wide: starting it costs a few seconds).
+
+    The release, not a quick model, so the end-to-end answers can be held to its golden predictions."""
     local = Stack(local_settings, say=lambda _msg: None)
     try:
-        yield local.up(quick_model_dir, container_env={"SERVE_SHUTDOWN_GRACE": "2"}, wait_s=120)
+        yield local.up(released_model_dir, container_env={"SERVE_SHUTDOWN_GRACE": "2"}, wait_s=120)
     finally:
         local.down(quiet=True)
 

@@ -1,21 +1,25 @@
 """The whole local request path, all real processes: client -> gateway -> Lambda proxy -> InvokeEndpoint
--> container (nginx + gunicorn on the quick model), and the two other ways users call it: boto3 and the
-SageMaker Python SDK v3 against the local InvokeEndpoint.
+-> container (nginx + gunicorn on the committed release), and the two other ways users call it: boto3 and
+the SageMaker Python SDK v3 against the local InvokeEndpoint. Predictions are checked against the
+release's golden file (tests/golden_checks.py), not against an engine loaded by the test.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
 import boto3
+import golden_checks  # tests/golden_checks.py (tests/ is on sys.path: rootdir conftest)
 import pytest
 import requests
 
 from pipeline.local.keys import create_key, revoke_key
 from pipeline.local.settings import LocalSettings
 from pipeline.local.stack import StackInfo
-from pipeline.schema import EXAMPLE_RECORD, SCHEMA, NumericFeature, is_missing
+from pipeline.schema import EXAMPLE_RECORD, SCHEMA
 
 MIB = 1024 * 1024
 RECORD = dict(EXAMPLE_RECORD)
@@ -31,24 +35,18 @@ CSV_ROWS = [
 INVALID = {**RECORD, "age": -4, "hours_per_week": "forty"}
 
 
-def in_process(model_dir: Path, records: list[dict[str, object]]) -> list[float]:
-    """P(>50K) from the artifact loaded in this process, with the engine the container would choose."""
-    from inference.engine import load_engine
+@pytest.fixture(scope="module")
+def golden(released_model_dir: Path) -> tuple[list[dict], float, float]:
+    """(golden cases, tolerance for the engine the stack's container runs (the manifest's), threshold)."""
+    manifest = json.loads((released_model_dir / "manifest.json").read_text(encoding="utf-8"))
+    document = golden_checks.golden()
+    assert document["model_sha256"] == manifest["artifact_files"]["model.joblib"]
+    return document["cases"], golden_checks.tolerance("auto", manifest), document["threshold"]
 
-    engine = load_engine(model_dir)
-    columns: dict[str, list[object]] = {}
-    for feature in SCHEMA.features:
-        values = []
-        for record in records:
-            value = record.get(feature.name)
-            if is_missing(value):
-                values.append(None)
-            elif isinstance(feature, NumericFeature):
-                values.append(float(value))  # type: ignore[arg-type]
-            else:
-                values.append(str(value))
-        columns[feature.name] = values
-    return [float(p) for p in engine.predict_proba(columns)]
+
+def json_predictions(answer: requests.Response | dict) -> tuple[list[float], list[str]]:
+    body = answer.json() if isinstance(answer, requests.Response) else answer
+    return [p["probability"] for p in body["predictions"]], [p["label"] for p in body["predictions"]]
 
 
 def post(
@@ -65,24 +63,38 @@ def runtime_client(stack: StackInfo, monkeypatch: pytest.MonkeyPatch):
     return boto3.client("sagemaker-runtime")
 
 
-def test_one_json_record_scores_as_in_process(stack: StackInfo, api_key, quick_model_dir: Path) -> None:
-    answer = post(stack, api_key[1], json.dumps(RECORD).encode(), "application/json")
+def test_json_records_through_the_gateway_give_the_golden_predictions(
+    stack: StackInfo, api_key, golden
+) -> None:
+    cases, tol, threshold = golden
+    answer = post(stack, api_key[1], json.dumps(golden_checks.records(cases)).encode(), "application/json")
     assert answer.status_code == 200, answer.text
     assert answer.headers["Content-Type"] == "application/json"
-    [prediction] = answer.json()["predictions"]
-    expected = in_process(quick_model_dir, [RECORD])[0]
-    assert prediction["probability"] == pytest.approx(expected, abs=1e-12)
-    assert prediction["label"] == (">50K" if expected >= 0.5 else "<=50K")
+    golden_checks.assert_matches_golden(*json_predictions(answer), cases, tol, threshold)
 
 
-def test_a_csv_batch_scores_as_in_process(stack: StackInfo, api_key, quick_model_dir: Path) -> None:
-    body = ",".join(FEATURES) + "\n" + "".join(",".join(row) + "\n" for row in CSV_ROWS)
+def test_each_record_alone_through_the_gateway_gives_its_golden_prediction(
+    stack: StackInfo, api_key, golden
+) -> None:
+    cases, tol, threshold = golden
+    for case in cases:
+        answer = post(stack, api_key[1], json.dumps(case["record"]).encode(), "application/json")
+        assert answer.status_code == 200, answer.text
+        golden_checks.assert_matches_golden(*json_predictions(answer), [case], tol, threshold)
+
+
+def test_a_csv_batch_through_the_gateway_gives_the_golden_predictions(
+    stack: StackInfo, api_key, golden
+) -> None:
+    cases, tol, threshold = golden
+    body = golden_checks.csv_body(cases, header=True)
     answer = post(stack, api_key[1], body.encode(), "text/csv", Accept="text/csv")
     assert answer.status_code == 200, answer.text
     assert answer.headers["Content-Type"].startswith("text/csv")
-    got = [float(line.split(",")[1]) for line in answer.text.splitlines()]
-    records = [dict(zip(FEATURES, row, strict=True)) for row in CSV_ROWS]
-    assert got == pytest.approx(in_process(quick_model_dir, records), abs=1e-12)
+    rows = [line.split(",") for line in answer.text.splitlines()]
+    golden_checks.assert_matches_golden(
+        [float(r[1]) for r in rows], [r[0] for r in rows], cases, tol, threshold
+    )
 
 
 def test_an_invalid_record_is_400_with_the_containers_field_messages(stack: StackInfo, api_key) -> None:
@@ -158,26 +170,29 @@ def test_over_6_mib_is_rejected_at_the_right_hop(
 
 
 def test_sagemaker_sdk_v3_predicts_against_the_local_runtime(
-    stack: StackInfo, quick_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    stack: StackInfo, golden, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", stack.runtime_url)
     from sagemaker.core.deserializers import CSVDeserializer, JSONDeserializer
     from sagemaker.core.resources import Endpoint
     from sagemaker.core.serializers import CSVSerializer, JSONSerializer
 
-    expected = in_process(quick_model_dir, [RECORD, *(dict(zip(FEATURES, r, strict=True)) for r in CSV_ROWS)])
-
+    cases, tol, threshold = golden
     as_json = Endpoint(
         endpoint_name=stack.endpoint_name, serializer=JSONSerializer(), deserializer=JSONDeserializer()
     )
     out = as_json.invoke(
-        body={"instances": [RECORD]}, content_type="application/json", accept="application/json"
+        body={"instances": golden_checks.records(cases)},
+        content_type="application/json",
+        accept="application/json",
     )
-    assert out.body["predictions"][0]["probability"] == pytest.approx(expected[0], abs=1e-12)
+    golden_checks.assert_matches_golden(*json_predictions(out.body), cases, tol, threshold)
 
     as_csv = Endpoint(
         endpoint_name=stack.endpoint_name, serializer=CSVSerializer(), deserializer=CSVDeserializer()
     )
-    out = as_csv.invoke(body=CSV_ROWS, content_type="text/csv", accept="text/csv")
-    assert [float(row[1]) for row in out.body] == pytest.approx(expected[1:], abs=1e-12)
-    assert [row[0] for row in out.body] == [">50K" if p >= 0.5 else "<=50K" for p in expected[1:]]
+    rows = list(csv.reader(io.StringIO(golden_checks.csv_body(cases, header=False))))
+    out = as_csv.invoke(body=rows, content_type="text/csv", accept="text/csv")
+    golden_checks.assert_matches_golden(
+        [float(r[1]) for r in out.body], [r[0] for r in out.body], cases, tol, threshold
+    )

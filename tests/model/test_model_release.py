@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from pipeline.artifact import MANIFEST_FILE, MODEL_FILE, load_artifact, package_model
 from pipeline.checksums import file_sha256
 from pipeline.data import TEST_FILE, TRAIN_FILE, load_dataset
+from pipeline.golden import GOLDEN_FILE, compute_golden, read_golden
 from pipeline.manifest import stable_fields
 from pipeline.schema import SCHEMA
 
@@ -136,3 +138,32 @@ def test_fresh_full_run_reproduces_the_release(released, tmp_path):
     theirs = _without(stable_fields(released.manifest), BUDGET_PATHS)
     assert json.dumps(ours, sort_keys=True, indent=1) == json.dumps(theirs, sort_keys=True, indent=1)
     assert file_sha256(out / MODEL_FILE) == released.manifest["artifact_files"][MODEL_FILE]
+
+
+def test_golden_predictions_are_the_released_pipelines_own(released):
+    """The serving tests' expected values: the release's Pipeline, recomputed without any engine."""
+    golden = read_golden(RELEASE / GOLDEN_FILE)
+    assert golden["model_sha256"] == released.manifest["artifact_files"][MODEL_FILE]
+    assert golden["threshold"] == released.threshold
+    cases = [(case["name"], case["record"]) for case in golden["cases"]]
+    assert len(cases) >= 50
+    again = compute_golden(released, cases)
+    assert again["cases"] == golden["cases"]  # exact: same library versions, same Pipeline
+    names = " | ".join(name for name, _ in cases)
+    for spelling in ("None", "''", "'?'", "' ? '", "'   '", "optional keys absent", "unknown categories"):
+        assert spelling in names
+    assert {case["label"] for case in golden["cases"]} == {">50K", "<=50K"}
+
+
+def test_released_manifest_was_trained_from_a_clean_commit(released):
+    commit = released.manifest["volatile"]["git_commit"]
+    assert commit is not None and "+dirty" not in commit, commit
+    assert re.fullmatch(r"[0-9a-f]{40}", commit), commit
+    if (REPO_ROOT / ".git").exists():  # a source tarball has no history to look the commit up in
+        kind = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "cat-file", "-t", commit],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        assert kind == "commit", f"{commit} is not a commit of this repository"

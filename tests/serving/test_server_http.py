@@ -8,17 +8,18 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import golden_checks  # tests/golden_checks.py (tests/ is on sys.path: rootdir conftest)
 import orjson
 import pytest
 import requests
-from inference.engine import load_engine
 
 from pipeline.schema import SCHEMA
 
-from .conftest import RECORD, ServeProcess
+from .conftest import ENGINES, RECORD, ServeProcess
 
 LIMIT = 6 * 1024 * 1024
 
@@ -59,24 +60,61 @@ def invoke(server: ServeProcess, body: bytes | str, content_type: str | None, ac
     return requests.post(f"{server.url}/invocations", data=data, headers=headers, timeout=30)
 
 
-def probabilities(response: requests.Response) -> list[float]:
+def predictions(response: requests.Response) -> list[tuple[str, float]]:
+    """(label, probability) per record, whatever the response format."""
     assert response.status_code == 200, response.text
     kind = response.headers["Content-Type"]
     if kind == "application/json":
-        return [p["probability"] for p in response.json()["predictions"]]
+        return [(p["label"], p["probability"]) for p in response.json()["predictions"]]
     if kind == "application/jsonlines":
-        return [json.loads(line)["probability"] for line in response.text.splitlines()]
+        return [(p["label"], p["probability"]) for p in map(json.loads, response.text.splitlines())]
     assert kind == "text/csv"
-    return [float(row[1]) for row in csv.reader(io.StringIO(response.text))]
+    return [(row[0], float(row[1])) for row in csv.reader(io.StringIO(response.text))]
+
+
+def probabilities(response: requests.Response) -> list[float]:
+    return [p for _, p in predictions(response)]
+
+
+def labels(response: requests.Response) -> list[str]:
+    return [label for label, _ in predictions(response)]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def released_server(
+    request: pytest.FixtureRequest, released_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
+    """The committed release served by the real stack, once per engine (checked against the golden file)."""
+    proc = ServeProcess(released_model_dir, tmp_path_factory.mktemp("serve-logs"), workers=2,
+                        MODEL_SERVER_ENGINE=request.param)  # fmt: skip
+    try:
+        proc.wait_for_ping(200)
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="module")
-def expected(quick_model_dir: Path, server: ServeProcess) -> tuple[list[float], float]:
-    """In-process probabilities for RECORDS from the same artifact and engine, and its threshold."""
-    engine = load_engine(quick_model_dir, server.engine)
-    assert engine.name == server.engine
-    columns = {name: [r[name] for r in RECORDS] for name in SCHEMA.names}
-    return [float(p) for p in engine.predict_proba(columns)], engine.threshold
+def golden(released_model_dir: Path, released_server: ServeProcess) -> Golden:
+    """The golden cases and the tolerance for the engine this server runs."""
+    manifest = json.loads((released_model_dir / "manifest.json").read_text(encoding="utf-8"))
+    document = golden_checks.golden()
+    assert document["model_sha256"] == manifest["artifact_files"]["model.joblib"]
+    return Golden(document["cases"], golden_checks.tolerance(released_server.engine, manifest),
+                  document["threshold"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Golden:
+    cases: list[dict]
+    tol: float
+    threshold: float
+
+    def check(self, response: requests.Response, cases: list[dict] | None = None) -> None:
+        """The response's labels and probabilities are the golden ones (for ``cases``, default all)."""
+        cases = self.cases if cases is None else cases
+        golden_checks.assert_matches_golden(probabilities(response), labels(response), cases, self.tol,
+                                            self.threshold)  # fmt: skip
 
 
 def test_ping_is_200_json(server: ServeProcess) -> None:
@@ -89,37 +127,43 @@ def test_ping_is_200_json(server: ServeProcess) -> None:
 @pytest.mark.parametrize(
     ("content_type", "make_body"),
     [
-        ("application/json", lambda: orjson.dumps(RECORDS)),
-        ("application/json; charset=utf-8", lambda: orjson.dumps({"instances": RECORDS})),
-        ("text/csv", lambda: csv_rows(RECORDS, header=False)),
-        ("text/csv; charset=utf-8", lambda: csv_rows(RECORDS, header=True)),
-        ("application/jsonlines", lambda: b"\n".join(orjson.dumps(r) for r in RECORDS)),
-        ("application/x-jsonlines", lambda: b"\n".join(orjson.dumps(r) for r in RECORDS) + b"\n"),
-        ("application/json-lines", lambda: b"\n".join(orjson.dumps(r) for r in RECORDS)),
+        ("application/json", lambda c: orjson.dumps(golden_checks.records(c))),
+        ("application/json; charset=utf-8", lambda c: orjson.dumps({"instances": golden_checks.records(c)})),
+        ("text/csv", lambda c: golden_checks.csv_body(c, header=False)),
+        ("text/csv; charset=utf-8", lambda c: golden_checks.csv_body(c, header=True)),
+        ("application/jsonlines", lambda c: b"\n".join(orjson.dumps(r) for r in golden_checks.records(c))),
+        (
+            "application/x-jsonlines",
+            lambda c: b"\n".join(orjson.dumps(r) for r in golden_checks.records(c)) + b"\n",
+        ),
+        ("application/json-lines", lambda c: b"\n".join(orjson.dumps(r) for r in golden_checks.records(c))),
     ],
 )
-def test_every_input_format_gives_the_in_process_probabilities(
-    server: ServeProcess, expected: tuple[list[float], float], content_type: str, make_body
+def test_every_input_format_gives_the_golden_predictions(
+    released_server: ServeProcess, golden: Golden, content_type: str, make_body
 ) -> None:
-    want, threshold = expected
-    response = invoke(server, make_body(), content_type)
-    assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
-    assert [p["probability"] for p in predictions] == pytest.approx(want, abs=1e-12)
-    assert [p["label"] for p in predictions] == [">50K" if p >= threshold else "<=50K" for p in want]
+    response = invoke(released_server, make_body(golden.cases), content_type)
+    assert response.headers["Content-Type"] == "application/json"
+    golden.check(response)
 
 
-def test_single_records_score_exactly_as_in_a_batch(server: ServeProcess, expected) -> None:
-    want, _ = expected
-    singles = [probabilities(invoke(server, orjson.dumps(r), "application/json"))[0] for r in RECORDS]
-    batch = probabilities(invoke(server, orjson.dumps(RECORDS), "application/json"))
-    assert singles == batch
-    assert np.allclose(batch, want, rtol=0, atol=1e-12)
+def test_each_record_alone_gives_the_golden_prediction(released_server: ServeProcess, golden: Golden) -> None:
+    for case in golden.cases:
+        golden.check(invoke(released_server, orjson.dumps(case["record"]), "application/json"), [case])
 
 
-def test_single_csv_row_without_trailing_newline(server: ServeProcess, expected) -> None:
-    body = csv_rows([RECORD], header=False).rstrip("\n")
-    assert probabilities(invoke(server, body, "text/csv")) == pytest.approx(expected[0][:1], abs=1e-12)
+def test_single_records_score_exactly_as_in_a_batch(released_server: ServeProcess, golden: Golden) -> None:
+    records = golden_checks.records(golden.cases)
+    singles = [
+        probabilities(invoke(released_server, orjson.dumps(r), "application/json"))[0] for r in records
+    ]
+    assert singles == probabilities(invoke(released_server, orjson.dumps(records), "application/json"))
+
+
+def test_single_csv_row_without_trailing_newline(released_server: ServeProcess, golden: Golden) -> None:
+    case = golden.cases[0]
+    body = golden_checks.csv_body([case], header=False).rstrip("\n")
+    golden.check(invoke(released_server, body, "text/csv"), [case])
 
 
 @pytest.mark.parametrize(
@@ -137,19 +181,23 @@ def test_single_csv_row_without_trailing_newline(server: ServeProcess, expected)
     ],
 )
 def test_accept_selects_the_output_format(
-    server: ServeProcess, expected, accept: str | None, content_type: str
+    released_server: ServeProcess, golden: Golden, accept: str | None, content_type: str
 ):
-    response = invoke(server, orjson.dumps(RECORDS), "application/json", accept)
+    body = orjson.dumps(golden_checks.records(golden.cases))
+    response = invoke(released_server, body, "application/json", accept)
     assert response.headers["Content-Type"] == content_type
-    assert probabilities(response) == pytest.approx(expected[0], abs=1e-12)
+    golden.check(response)
 
 
-def test_csv_output_has_one_label_probability_line_per_record(server: ServeProcess, expected) -> None:
-    response = invoke(server, csv_rows(RECORDS, header=False), "text/csv", "text/csv")
+def test_csv_output_has_one_label_probability_line_per_record(
+    released_server: ServeProcess, golden: Golden
+) -> None:
+    response = invoke(
+        released_server, golden_checks.csv_body(golden.cases, header=False), "text/csv", "text/csv"
+    )
     rows = list(csv.reader(io.StringIO(response.text)))
-    want, threshold = expected
-    assert [r[0] for r in rows] == [">50K" if p >= threshold else "<=50K" for p in want]
-    assert len(rows) == len(RECORDS)
+    assert [len(r) for r in rows] == [2] * len(golden.cases)
+    golden.check(response)
 
 
 def error_of(response: requests.Response, status: int, code: str) -> dict:
