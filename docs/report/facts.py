@@ -462,6 +462,7 @@ def screenshots(captures: list[Capture], where: str, directory: Path) -> list[di
     """Render each capture to a PNG and describe it for the template."""
     shots = []
     for c in captures:
+        c.check()  # a caption must match what the capture shows: a mismatch fails the build
         title = f"{where} run · {c.title} · {c.recorded_at}"
         png = render_session(c.steps, title, directory / f"{where.lower()}-{c.name}.png")
         caption = f"{c.title}. Real output recorded {c.recorded_at} on {c.host} ({where} run)."
