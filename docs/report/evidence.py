@@ -66,7 +66,7 @@ def engine_table(directory: Path = RESULTS) -> dict[str, Any] | None:
                     f"{c8['rps']:,.0f}",
                     f"{c8['p50_ms']:.2f}",
                     f"{c8['p99_ms']:.2f}",
-                    f"{csv['rows_per_s']:,}" if csv else "–",
+                    f"{csv['rows_per_s']:,}" if csv else "n/a",
                     f"{stack['cold_start']['all_workers_ready_s']:.2f}",
                 ],
                 "selected": key == "onnx",

@@ -282,9 +282,7 @@ def candidate_settings(name: str) -> str:
     estimator = FACTORIES[name](0)
     defaults = type(estimator)().get_params()
     changed = {
-        k: v
-        for k, v in estimator.get_params().items()
-        if k not in PLUMBING_PARAMS and defaults.get(k) != v
+        k: v for k, v in estimator.get_params().items() if k not in PLUMBING_PARAMS and defaults.get(k) != v
     }
     return ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "library defaults"
 

@@ -319,10 +319,10 @@ def resilience_text(s: DiagramSettings, count: str) -> str:
 
 API_TEXT = (
     "The API has two routes on one stage, both requiring a key: POST /predict and GET /health. Records "
-    "are JSON (one object, a list, or {\"instances\": [...]}), CSV (header row optional) or JSON Lines; "
+    'are JSON (one object, a list, or {"instances": [...]}), CSV (header row optional) or JSON Lines; '
     "the Accept header chooses JSON (default), CSV or JSON Lines for the answer. Each prediction is the "
     "label at the threshold stored in the artifact and the probability of >50K. Every error, from "
-    "every hop, is JSON naming the problem: API Gateway's own answers are {\"message\": ...}, the "
+    'every hop, is JSON naming the problem: API Gateway\'s own answers are {"message": ...}, the '
     "Lambda's and the container's are {\"error\": {code, message, details, request_id}}."
 )
 

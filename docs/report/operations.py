@@ -69,12 +69,12 @@ def cost_rows(s: DiagramSettings, prices: dict[str, Any] | None = None) -> dict[
 
     rows = [
         {
-            "item": f"endpoint, {s.autoscaling_min} × {s.instance_type} all month (the default floor)",
+            "item": f"endpoint, {s.autoscaling_min} x {s.instance_type} all month (the default floor)",
             "cost": endpoint(s.autoscaling_min),
         },
-        {"item": f"endpoint, 2 × {s.instance_type} (two Availability Zones)", "cost": endpoint(2)},
+        {"item": f"endpoint, 2 x {s.instance_type} (two Availability Zones)", "cost": endpoint(2)},
         {
-            "item": f"endpoint at the autoscaling maximum, {s.autoscaling_max} × {s.instance_type}",
+            "item": f"endpoint at the autoscaling maximum, {s.autoscaling_max} x {s.instance_type}",
             "cost": endpoint(s.autoscaling_max),
         },
         {
