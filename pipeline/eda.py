@@ -116,7 +116,7 @@ def plot_missingness(train: pd.DataFrame, test: pd.DataFrame) -> Figure:
     xs = np.arange(len(MISSING_COLUMNS))
     rate_ax.bar(xs - 0.2, [rates[c][0] for c in MISSING_COLUMNS], 0.4, label="value missing")
     rate_ax.bar(xs + 0.2, [rates[c][1] for c in MISSING_COLUMNS], 0.4, label="value present")
-    rate_ax.set_xticks(xs, labels=list(MISSING_COLUMNS))
+    rate_ax.set_xticks(xs, labels=list(MISSING_COLUMNS), rotation=20, ha="right")
     rate_ax.set(ylabel="share >50K", title="Missingness is informative")
     rate_ax.legend()
     return fig

@@ -234,8 +234,8 @@ CHALLENGES: list[dict[str, str]] = [
     {
         "problem": "A hand-written report goes stale the day the model is retrained.",
         "solution": "This report is generated: metrics come from the manifest, figures from the evaluation "
-        "outputs, the diagram from code, and the screenshots from a recorded run; a test checks its numbers "
-        "against the manifest.",
+        "outputs, the diagram from code, and the screenshots from a recorded run whose captions are checked "
+        "against the recorded statuses; a test traces every number in it to a source file.",
     },
 ]
 
