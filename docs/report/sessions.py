@@ -32,7 +32,7 @@ def write_samples() -> None:
     from pipeline.schema import EXAMPLE_RECORD as RECORD
 
     SAMPLES.mkdir(parents=True, exist_ok=True)
-    (SAMPLES / "record.json").write_text(json.dumps(RECORD, indent=1) + "\n")
+    (SAMPLES / "record.json").write_text(json.dumps(RECORD) + "\n")  # one line: a shorter capture
     (SAMPLES / "invalid.json").write_text(json.dumps({**RECORD, "age": -4, "hours_per_week": "forty"}) + "\n")
     (SAMPLES / "batch.csv").write_text(CSV_BATCH)
 
