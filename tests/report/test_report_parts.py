@@ -159,3 +159,22 @@ def test_every_saved_capture_shows_what_its_caption_relies_on() -> None:
     throttling = capture.Capture.from_file(paths.CAPTURES / "local" / "04_throttling.json")
     assert "passes again (200)" in throttling.notes
     assert throttling.steps[-2].expected_status == 200
+
+
+def test_eda_figures_are_print_resolution_and_print_at_their_own_size() -> None:
+    from pipeline import eda
+
+    pngs = sorted(paths.EDA_DIR.glob("*.png"))
+    assert len(pngs) >= 6 and not (paths.EDA_DIR / "categorical_rates.png").exists()  # 7 panels split in two
+    for png in pngs:
+        with Image.open(png) as image:
+            dpi = image.info["dpi"][0]
+            assert dpi >= 199.9, (png.name, dpi)
+            # no wider than the text width, so the report never shrinks it and its fonts stay >= 8 pt
+            assert image.width / dpi <= eda.PRINT_WIDTH_INCHES + 0.01, png.name
+        assert facts.Figure(png, "").print_width_mm == round(min(178.0, image.width / dpi * 25.4), 1)
+    assert min(v for v in eda.STYLE.values()) >= 8.0 and eda.MIN_FONT_POINTS >= 8.0
+
+
+def test_eda_findings_use_arrows_that_cannot_break_across_lines() -> None:
+    assert "->" not in (paths.EDA_DIR / "summary.md").read_text()
