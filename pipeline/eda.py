@@ -18,13 +18,33 @@ from pipeline.schema import POSITIVE_LABEL, SCHEMA, TARGET
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DPI = 100
+# Print resolution, and figures no wider than the report's text width (178 mm = 7 in), so the report
+# prints them at their own size and every text is at least 8 pt on paper.
+DPI = 200
+PRINT_WIDTH_INCHES = 7.0
+MIN_FONT_POINTS = 8.0
+STYLE = {
+    "font.size": 9.0,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9.0,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5,
+    "figure.titlesize": 10.0,
+}
 MISSING_COLUMNS = ("workclass", "occupation", "native_country")
+# The seven categorical features, in two figures of a legible size each.
+CATEGORICAL_GROUPS: dict[str, tuple[str, ...]] = {
+    "categorical_rates_work": ("workclass", "occupation", "native_country"),
+    "categorical_rates_household": ("marital_status", "relationship", "race", "sex"),
+}
 
 
 def _figure(width: float, height: float) -> Figure:
+    from matplotlib import rcParams
     from matplotlib.figure import Figure
 
+    rcParams.update(STYLE)  # fonts are resolved when the artists are created, i.e. after this call
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
@@ -34,7 +54,7 @@ def _positive(frame: pd.DataFrame) -> pd.Series:
 
 def plot_class_balance(train: pd.DataFrame, test: pd.DataFrame) -> Figure:
     """Label counts and shares in the training and test files."""
-    fig = _figure(6, 3.8)
+    fig = _figure(3.4, 2.4)
     ax = fig.add_subplot()
     labels = [SCHEMA.negative_label, SCHEMA.positive_label]
     width = 0.38
@@ -49,17 +69,17 @@ def plot_class_balance(train: pd.DataFrame, test: pd.DataFrame) -> Figure:
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                 ha="center",
                 va="bottom",
-                fontsize="small",
             )
     ax.set_xticks([0, 1], labels=labels)
-    ax.set(ylabel="rows", title="Class balance: income >50K is the minority class")
+    ax.margins(y=0.18)  # room for the percentages above the bars
+    ax.set(ylabel="rows", title=">50K is the minority class")
     ax.legend()
     return fig
 
 
 def plot_numeric_by_class(frame: pd.DataFrame) -> Figure:
     """Distribution of each numeric feature for each class (capital columns on log1p scale)."""
-    fig = _figure(12, 6.5)
+    fig = _figure(PRINT_WIDTH_INCHES, 3.5)
     axes = fig.subplots(2, 3).ravel()
     positive = _positive(frame).to_numpy(dtype=bool)
     for ax, name in zip(axes, [*SCHEMA.numeric, "fnlwgt"], strict=False):
@@ -74,14 +94,14 @@ def plot_numeric_by_class(frame: pd.DataFrame) -> Figure:
     axes[0].legend()
     for ax in axes[len(SCHEMA.numeric) + 1 :]:
         ax.set_visible(False)
-    fig.suptitle("Numeric features by class (adult.data); fnlwgt shown although it is not a feature")
+    fig.suptitle("Numeric features by class (adult.data); fnlwgt is shown but is not a feature")
     return fig
 
 
 def plot_missingness(train: pd.DataFrame, test: pd.DataFrame) -> Figure:
     """Share of missing (``?``) values per column, and the >50K rate with and without a value."""
-    fig = _figure(11, 4)
-    share_ax, rate_ax = fig.subplots(1, 2)
+    fig = _figure(PRINT_WIDTH_INCHES, 2.8)
+    share_ax, rate_ax = fig.subplots(1, 2, width_ratios=(1.6, 1))
     columns = [*SCHEMA.names]
     x = np.arange(len(columns))
     for offset, (name, frame) in zip((-0.2, 0.2), (("adult.data", train), ("adult.test", test)), strict=True):
@@ -96,27 +116,35 @@ def plot_missingness(train: pd.DataFrame, test: pd.DataFrame) -> Figure:
     xs = np.arange(len(MISSING_COLUMNS))
     rate_ax.bar(xs - 0.2, [rates[c][0] for c in MISSING_COLUMNS], 0.4, label="value missing")
     rate_ax.bar(xs + 0.2, [rates[c][1] for c in MISSING_COLUMNS], 0.4, label="value present")
-    rate_ax.set_xticks(xs, labels=list(MISSING_COLUMNS))
-    rate_ax.set(ylabel="share >50K", title="Missingness is informative (adult.data)")
+    rate_ax.set_xticks(xs, labels=list(MISSING_COLUMNS), rotation=20, ha="right")
+    rate_ax.set(ylabel="share >50K", title="Missingness is informative")
     rate_ax.legend()
     return fig
 
 
-def plot_categorical_rates(frame: pd.DataFrame, top: int = 12) -> Figure:
-    """>50K rate per category (the ``top`` most frequent levels) for each categorical feature."""
-    fig = _figure(14, 9)
-    axes = fig.subplots(2, 4).ravel()
+def plot_categorical_rates(
+    frame: pd.DataFrame, top: int = 12, features: tuple[str, ...] | None = None
+) -> Figure:
+    """>50K rate per category (the ``top`` most frequent levels) for each of ``features``.
+
+    ``features`` defaults to every categorical feature; ``write_eda`` draws them in the two groups of
+    :data:`CATEGORICAL_GROUPS`, because seven panels on one page print too small to read.
+    """
+    names = list(features or SCHEMA.categorical)
+    rows = (len(names) + 1) // 2
+    fig = _figure(PRINT_WIDTH_INCHES, 2.3 * rows)
+    axes = fig.subplots(rows, 2).ravel()
     positive = _positive(frame)
     overall = positive.mean()
-    for ax, name in zip(axes, SCHEMA.categorical, strict=False):
+    for ax, name in zip(axes, names, strict=False):
         levels = frame[name].fillna("(missing)")
         stats = positive.groupby(levels).agg(["mean", "size"]).sort_values("size", ascending=False).head(top)
         stats = stats.sort_values("mean")
         ax.barh([f"{i} (n={n})" for i, n in zip(stats.index, stats["size"], strict=True)], stats["mean"])
         ax.axvline(overall, color="grey", linestyle="--")
         ax.set(title=name, xlabel="share >50K")
-        ax.tick_params(axis="y", labelsize="x-small")
-    axes[-1].set_visible(False)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
     fig.suptitle(f">50K rate by category (dashed: overall {overall:.1%}; most frequent {top} levels)")
     return fig
 
@@ -167,7 +195,7 @@ def _correlation_ratio(categories: pd.Series, values: pd.Series) -> float:
 def plot_associations(frame: pd.DataFrame) -> Figure:
     """Heatmap of :func:`association_matrix`."""
     matrix = association_matrix(frame)
-    fig = _figure(9, 8)
+    fig = _figure(PRINT_WIDTH_INCHES, 5.8)
     ax = fig.add_subplot()
     image = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="viridis")
     ticks = np.arange(len(matrix))
@@ -182,7 +210,7 @@ def plot_associations(frame: pd.DataFrame) -> Figure:
                 f"{value:.2f}",
                 ha="center",
                 va="center",
-                fontsize=6.5,
+                fontsize=MIN_FONT_POINTS,
                 color="black" if value > 0.6 else "white",
             )
     fig.colorbar(image, ax=ax, shrink=0.8, label="|r|, Cramér's V or correlation ratio")
@@ -247,39 +275,39 @@ def summary_markdown(f: dict[str, Any]) -> str:
         "",
         f"1. **Class imbalance.** {f['positive_rate']['train']:.1%} of the {f['rows']['train']} "
         f"training rows and {f['positive_rate']['test']:.1%} of the {f['rows']['test']} test rows earn "
-        ">50K (`class_balance.png`). -> Stratified k-fold CV; PR AUC and F1 reported next to ROC AUC "
+        ">50K (`class_balance.png`). → Stratified k-fold CV; PR AUC and F1 reported next to ROC AUC "
         "and accuracy; the decision threshold is tuned (best out-of-fold F1) rather than left at 0.5.",
         f"2. **Missing values are categorical only.** {missing}; {f['rows_with_missing']} rows have at "
-        "least one missing value; no numeric column has any (`missingness.png`). -> Categorical imputer "
+        "least one missing value; no numeric column has any (`missingness.png`). → Categorical imputer "
         "with a constant level `missing`; the numeric median imputer exists for requests at serving time.",
         f"3. **Missingness is informative.** The >50K rate with the value missing vs present: {when}. "
-        "-> Missing is kept as its own category instead of being imputed with the most frequent level or "
+        "→ Missing is kept as its own category instead of being imputed with the most frequent level or "
         "dropping rows.",
         f"4. **`education` duplicates `education_num`.** {f['education_levels']} text levels, "
         f"{f['education_num_levels']} numeric levels, {f['education_pairs']} distinct pairs: a one-to-one "
-        "map. -> `education` is dropped; the ordinal `education_num` keeps the order for free.",
+        "map. → `education` is dropped; the ordinal `education_num` keeps the order for free.",
         f"5. **`fnlwgt` is a survey weight.** Its association with the target is "
         f"{assoc.get('fnlwgt', float('nan')):.3f} (correlation ratio), the lowest of all columns "
-        "(`associations.png`), and a caller could not supply it. -> Dropped.",
+        "(`associations.png`), and a caller could not supply it. → Dropped.",
         "6. **Capital gains/losses are zero-inflated and heavy-tailed.** "
         f"{f['capital_gain_zero_share']:.1%} of `capital_gain` and {f['capital_loss_zero_share']:.1%} of "
         f"`capital_loss` are 0; `capital_gain` tops out at {f['capital_gain_max']:.0f} "
-        f"({f['capital_gain_99999_rows']} rows, a top-coding value) (`numeric_by_class.png`). -> Kept raw "
+        f"({f['capital_gain_99999_rows']} rows, a top-coding value) (`numeric_by_class.png`). → Kept raw "
         "and standardised: tree models are insensitive to the scale and the logistic regression is only "
         "a baseline; no clipping, so requests mean what they say.",
         "7. **Strongest signals.** Association with the target: "
         + ", ".join(f"`{k}` {v:.2f}" for k, v in top)
-        + " (`associations.png`, `categorical_rates.png`). Household role, marital status and education "
-        "carry most of the signal; `relationship` and `marital_status` overlap strongly. -> Non-linear "
+        + " (`associations.png`, `categorical_rates_*.png`). Household role, marital status and education "
+        "carry most of the signal; `relationship` and `marital_status` overlap strongly. → Non-linear "
         "models with interactions (gradient boosting) are expected to beat the linear baseline; they do "
         "(`docs/evaluation/comparison.md`).",
         "8. **Rare and unseen categories.** Levels with fewer than 30 training rows: "
         f"{rare}. Training levels absent from the test file: {unseen}. `native_country` is "
-        f"{f['native_country_us_share']:.1%} `United-States`. -> One-hot encoding with "
+        f"{f['native_country_us_share']:.1%} `United-States`. → One-hot encoding with "
         '`handle_unknown="ignore"` (an unseen level scores as all zeros, never an error); the schema '
         "lists the levels seen in training so the API can flag others.",
         "9. **Sensitive attributes.** `sex` and `race` are associated with the target (Cramér's V: "
-        f"`sex` {assoc.get('sex', float('nan')):.2f}, `race` {assoc.get('race', float('nan')):.2f}). -> "
+        f"`sex` {assoc.get('sex', float('nan')):.2f}, `race` {assoc.get('race', float('nan')):.2f}). → "
         "Kept as features (a demonstration of the data set as published), with per-group metrics in the "
         "model card.",
         f"10. **Data quality.** Ages {f['age_range'][0]:.0f}-{f['age_range'][1]:.0f}, hours per week "
@@ -290,7 +318,7 @@ def summary_markdown(f: dict[str, Any]) -> str:
         "",
         "## Figures",
         "",
-        "- `class_balance.png`, `missingness.png`, `numeric_by_class.png`, `categorical_rates.png`, "
+        "- `class_balance.png`, `missingness.png`, `numeric_by_class.png`, `categorical_rates_*.png`, "
         "`associations.png`",
         "",
     ]
@@ -311,7 +339,10 @@ def write_eda(
         "class_balance.png": plot_class_balance(train, test),
         "missingness.png": plot_missingness(train, test),
         "numeric_by_class.png": plot_numeric_by_class(train),
-        "categorical_rates.png": plot_categorical_rates(train),
+        **{
+            f"{name}.png": plot_categorical_rates(train, features=group)
+            for name, group in CATEGORICAL_GROUPS.items()
+        },
         "associations.png": plot_associations(train),
     }
     written = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,34 @@ from pathlib import Path
 from .terminal import Step
 
 REDACTED = "****"
+HTTP_STATUS = re.compile(r"\[HTTP (\d{3})\]")
+
+
+class CaptureMismatchError(RuntimeError):
+    """A recorded step does not show the outcome its session (and so the report's caption) expects."""
+
+
+def shown_status(step: Step) -> int | None:
+    """The HTTP status a step's output shows (the last ``[HTTP nnn]``), or None."""
+    found = HTTP_STATUS.findall(step.output)
+    return int(found[-1]) if found else None
+
+
+def check_outcomes(name: str, steps: Sequence[Step]) -> None:
+    """Raise :class:`CaptureMismatchError` unless every step shows the status it was recorded to expect."""
+    for number, step in enumerate(steps, 1):
+        actual = shown_status(step)
+        if step.expected_status is None and actual is not None:
+            raise CaptureMismatchError(
+                f"capture {name!r}, step {number} ({step.command!r}) shows HTTP {actual} but carries no "
+                "expected status, so nothing checks its caption; record the sessions again (make report)"
+            )
+        if step.expected_status is not None and actual != step.expected_status:
+            raise CaptureMismatchError(
+                f"capture {name!r}, step {number} ({step.command!r}) expects HTTP {step.expected_status} "
+                f"but the recorded output shows {actual if actual is not None else 'no HTTP status'}: "
+                "its caption would be wrong; record the sessions again (make report)"
+            )
 
 
 @dataclass(frozen=True)
@@ -48,6 +77,10 @@ class Capture:
         steps = tuple(Step(**s) for s in data.pop("steps"))
         return cls(steps=steps, **data)
 
+    def check(self) -> None:
+        """Every step shows the outcome it was recorded to expect (see :func:`check_outcomes`)."""
+        check_outcomes(self.name, self.steps)
+
 
 @dataclass
 class Recorder:
@@ -59,8 +92,12 @@ class Recorder:
     timeout: float = 180.0
     steps: list[Step] = field(default_factory=list)
 
-    def run(self, command: str, *, timeout: float | None = None) -> Step:
-        """Run ``command`` (as typed, with ``$VARS`` expanded by bash) and record its output and status."""
+    def run(self, command: str, *, timeout: float | None = None, expect_status: int | None = None) -> Step:
+        """Run ``command`` (as typed, with ``$VARS`` expanded by bash) and record its output and status.
+
+        ``expect_status`` is the HTTP status the session's caption relies on; a different one raises
+        :class:`CaptureMismatchError` (the step is recorded first, so the message can show it).
+        """
         try:
             proc = subprocess.run(
                 ["bash", "-o", "pipefail", "-c", command],
@@ -76,8 +113,9 @@ class Recorder:
         except subprocess.TimeoutExpired as exc:
             partial = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             output, code = partial + f"\n(timed out after {exc.timeout:.0f} s)", 124
-        step = Step(command=command, output=self.scrub(output), exit_code=code)
+        step = Step(command=command, output=self.scrub(output), exit_code=code, expected_status=expect_status)
         self.steps.append(step)
+        check_outcomes("(being recorded)", [step])
         return step
 
     def scrub(self, text: str) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import narrative, paths
+from . import evidence, narrative, operations, paths
 from .capture import Capture, load_all
 from .diagram import DiagramSettings
 from .terminal import render_session
@@ -60,11 +60,39 @@ class Figure:
 
     @property
     def layout(self) -> str:
-        """``full`` for wide, detailed figures (readable only at page width), else ``half``."""
+        """``full`` for wide, detailed figures (readable only at page width), else ``half``.
+
+        A print-resolution figure (see :attr:`print_width_mm`) is ``half`` only when it fits half the
+        text width at its own size; older screen-resolution figures go by pixel width.
+        """
+        printed = self.print_width_mm
+        if printed is not None:
+            return "half" if printed <= HALF_WIDTH_MM else "full"
         from PIL import Image
 
         with Image.open(self.path) as image:
             return "full" if image.width >= 800 else "half"
+
+    @property
+    def print_width_mm(self) -> float | None:
+        """The figure's own printed width for print-resolution PNGs (≥ 150 dpi), capped at the text width.
+
+        Such figures are drawn at the size they should print at (fonts of at least 8 pt), so the report
+        prints them at that size instead of stretching them to a column or page width.
+        """
+        from PIL import Image
+
+        with Image.open(self.path) as image:
+            dpi = (image.info.get("dpi") or (0, 0))[0]
+            width = image.width
+        if dpi < PRINT_DPI:
+            return None
+        return round(min(TEXT_WIDTH_MM, width / dpi * 25.4), 1)
+
+
+TEXT_WIDTH_MM = 178.0  # A4 less the 16 mm side margins of report.css
+HALF_WIDTH_MM = 86.0
+PRINT_DPI = 150
 
 
 def fmt_metric(value: float | None) -> str:
@@ -185,7 +213,7 @@ def candidate_tables(
             cells.append(_seconds(seconds.get(name)))
         rows.append(
             {
-                "label": MODEL_NAMES.get(name, name) + " (defaults)",
+                "label": f"{MODEL_NAMES.get(name, name)} ({candidate_settings(name)})",
                 "cells": cells,
                 "selected": bool(chosen and chosen["name"] == name and not chosen["params"]),
             }
@@ -218,12 +246,11 @@ def candidate_tables(
         tables.append(
             {
                 "corner": f"search: {MODEL_NAMES.get(search['family'], search['family'])}",
-                "columns": [SHORT_METRIC_NAMES[m] for m in ("roc_auc", "pr_auc", "log_loss")]
-                + ["fit s/fold"],
+                "columns": [SHORT_METRIC_NAMES[m] for m in CV_COLUMNS] + ["fit s/fold"],
                 "rows": [
                     {
                         "label": ", ".join(f"{k}={v}" for k, v in sorted(c["params"].items())),
-                        "cells": [_mean_std(c["metrics"][m]) for m in ("roc_auc", "pr_auc", "log_loss")]
+                        "cells": [_mean_std(c["metrics"][m]) for m in CV_COLUMNS]
                         + [_seconds(c.get("fit_seconds_per_fold"))],
                         "selected": bool(chosen_params) and c["params"] == chosen_params,
                     }
@@ -238,6 +265,26 @@ def candidate_tables(
             }
         )
     return tables
+
+
+# Settings every estimator is built with that say nothing about the model itself.
+PLUMBING_PARAMS = frozenset({"random_state", "n_jobs", "verbose"})
+
+
+def candidate_settings(name: str) -> str:
+    """The hyperparameters a candidate is built with where they differ from scikit-learn's defaults.
+
+    Read from the factory training uses (``pipeline.models``), so the table cannot call a configured
+    model "defaults" (the random forest is built with max_depth=20, min_samples_leaf=2).
+    """
+    from pipeline.models import FACTORIES
+
+    estimator = FACTORIES[name](0)
+    defaults = type(estimator)().get_params()
+    changed = {
+        k: v for k, v in estimator.get_params().items() if k not in PLUMBING_PARAMS and defaults.get(k) != v
+    }
+    return ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "library defaults"
 
 
 def _search_seconds(comparison: dict[str, Any], params: dict[str, Any]) -> float | None:
@@ -342,14 +389,21 @@ def latency_table(path: Path = paths.LOCAL_PATH_BENCH) -> dict[str, Any] | None:
         for name, r in data.get("sequential", {}).items()
     ]
     load = meta.get("load_average_at_start") or []
+    busy = bool(load) and load[0] > 1.0
     return {
         "corner": "one record at a time, entry point",
         "columns": ["requests", "p50 ms", "p90 ms", "p99 ms"],
         "rows": rows,
         "caption": f"From bench/results/local_path.json ({meta.get('created_utc', '?')}, LOCAL, "
         f"{meta.get('container_mode', '?')} container, {meta.get('model_engine', '?')} engine, "
-        f"{meta.get('cpu_count', '?')} CPUs, load average {load[0] if load else '?'} at start). "
-        "Client and services share the cores, so the numbers are noisy; in AWS the network adds to them.",
+        f"{meta.get('cpu_count', '?')} CPUs, load average {load[0] if load else '?'} at start"
+        + (
+            f": a busy machine, {load[0]} on {meta.get('cpu_count', '?')} cores, so these are upper bounds "
+            "rather than quiet-machine latencies"
+            if busy
+            else ""
+        )
+        + "). Client and services share the cores; in AWS the network adds to these numbers.",
     }
 
 
@@ -373,8 +427,9 @@ def glance(
         },
         {
             "name": "artifact",
-            "value": "model.tar.gz = model.joblib + manifest.json + model_card.md; "
-            f"scikit-learn {model['sklearn_version']}; model.joblib SHA-256 {model['sha256_short']}...",
+            "value": f"model.tar.gz = {narrative.artifact_contents(manifest)}; "
+            f"scikit-learn {model['sklearn_version']}; served by the {manifest.get('engine', 'sklearn')} "
+            f"engine; model.joblib SHA-256 {model['sha256_short']}...",
         },
         {
             "name": "serving",
@@ -462,6 +517,7 @@ def screenshots(captures: list[Capture], where: str, directory: Path) -> list[di
     """Render each capture to a PNG and describe it for the template."""
     shots = []
     for c in captures:
+        c.check()  # a caption must match what the capture shows: a mismatch fails the build
         title = f"{where} run · {c.title} · {c.recorded_at}"
         png = render_session(c.steps, title, directory / f"{where.lower()}-{c.name}.png")
         caption = f"{c.title}. Real output recorded {c.recorded_at} on {c.host} ({where} run)."
@@ -504,6 +560,8 @@ def collect(
     where, captures = select_captures(captures_root)
     model = model_facts(manifest)
     cv = manifest["metrics"].get("cv") or {}
+    shots = screenshots(captures, where, screenshot_dir)
+    resilience = operations.resilience(settings)
     return {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(),
@@ -534,10 +592,34 @@ def collect(
             "throttle_rate": f"{settings.throttle_rate:g}",
             "throttle_burst": settings.throttle_burst,
             "quota": settings.quota,
+            "stage": settings.stage,
         },
-        "services": narrative.services(settings),
+        "services": narrative.services(settings, manifest),
         "latency": latency_table(),
-        "captures": screenshots(captures, where, screenshot_dir),
+        "captures": shots,
+        "deployment": {
+            "prerequisites": narrative.PREREQUISITES,
+            "commands": narrative.DEPLOY_COMMANDS,
+            "time_text": narrative.deployment_time_text(manifest),
+            "costs": operations.cost_rows(settings),
+            "resilience": resilience,
+            "resilience_text": narrative.resilience_text(settings, resilience["count"]),
+        },
+        "api": {
+            "url": f"https://<api id>.execute-api.<region>.amazonaws.com/{settings.stage}/predict",
+            "text": narrative.API_TEXT,
+            "example": operations.api_example(captures),
+            "errors": operations.error_table(),
+            "security": narrative.SECURITY_POINTS,
+            "iam": operations.iam_actions(),
+        },
+        "engine": {
+            "text": narrative.ENGINE_TEXT,
+            "parity": evidence.parity(manifest),
+            "table": evidence.engine_table(),
+        },
+        "reliability": evidence.reliability(),
+        "faults": evidence.FAULTS,
         "run": narrative.run_label(where),
         "preprocessing_text": narrative.preprocessing_text(manifest),
         "training_text": narrative.training_text(manifest),

@@ -69,7 +69,9 @@ def record(destination: Path) -> list[Path]:
             ),
             " 429",
         )
-        recorder.run(f'{CURL} -H "x-api-key: $API_KEY" "$API/health"')
+        # After a pause long enough to refill several tokens a request passes again; the caption says
+        # so, and the step carries that status, so a different outcome fails the recording and the build.
+        recorder.run(f'sleep 1; {CURL} -H "x-api-key: $API_KEY" "$API/health"', expect_status=200)
         recorder.run("python -m pipeline local down")
         saved.append(
             save(
@@ -78,7 +80,8 @@ def record(destination: Path) -> list[Path]:
                     "Throttling by the usage plan (restarted at 5 requests/s, burst 10)",
                     WHERE,
                     notes="30 requests, 6 at a time: the plan lets the burst (plus what refills meanwhile) "
-                    "through and answers the rest with 429; the next request, a moment later, passes again. "
+                    "through and answers the rest with 429. One second later the bucket has refilled "
+                    "and a request passes again (200). "
                     "The tight plan is set on the command line to make the limit visible; the deployed "
                     "default is in config/deploy.toml.",
                 ),

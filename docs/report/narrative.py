@@ -14,7 +14,9 @@ EDA_CAPTIONS: dict[str, str] = {
     "class_balance": "Class balance in the training and test files.",
     "missingness": "Missing values per column, and the >50K rate with and without a value.",
     "numeric_by_class": "Numeric features by class (capital gains and losses on a log1p scale).",
-    "categorical_rates": ">50K rate per category (most frequent levels) for each categorical feature.",
+    "categorical_rates_household": ">50K rate per category (most frequent levels): household and "
+    "demographic features.",
+    "categorical_rates_work": ">50K rate per category (most frequent levels): work and origin features.",
     "associations": "Pairwise association between columns and with the target "
     "(Cramér's V / correlation ratio / correlation).",
 }
@@ -48,7 +50,13 @@ LOCAL_TEXT = (
 )
 
 
-def services(s: DiagramSettings) -> list[dict[str, str]]:
+def artifact_contents(manifest: dict[str, Any]) -> str:
+    """What model.tar.gz holds, from the manifest's checksummed file list (plus the manifest itself)."""
+    files = sorted(manifest.get("artifact_files") or {})
+    return ", ".join([*files, "manifest.json"])
+
+
+def services(s: DiagramSettings, manifest: dict[str, Any]) -> list[dict[str, str]]:
     """One row per AWS service in the diagram: its job here and why it was chosen."""
     return [
         {
@@ -83,12 +91,14 @@ def services(s: DiagramSettings) -> list[dict[str, str]]:
         {
             "name": "SageMaker training job",
             "role": "Runs the same image's train program on the data channel and writes model.tar.gz "
-            "(model.joblib, manifest.json, model_card.md) to S3.",
+            f"({artifact_contents(manifest)}) to S3.",
             "why": "Training is reproducible and off the laptop, with the same code the tests run locally.",
         },
         {
             "name": "Amazon S3",
-            "role": "Holds the training data and the versioned model artifacts.",
+            "role": "Holds the training data and the model artifacts: each training job writes its "
+            "model.tar.gz under its own job name, so a new job never overwrites an earlier artifact "
+            "(bucket versioning is not enabled).",
             "why": "Where SageMaker reads channels and model data from.",
         },
         {
@@ -224,8 +234,8 @@ CHALLENGES: list[dict[str, str]] = [
     {
         "problem": "A hand-written report goes stale the day the model is retrained.",
         "solution": "This report is generated: metrics come from the manifest, figures from the evaluation "
-        "outputs, the diagram from code, and the screenshots from a recorded run; a test checks its numbers "
-        "against the manifest.",
+        "outputs, the diagram from code, and the screenshots from a recorded run whose captions are checked "
+        "against the recorded statuses; a test traces every number in it to a source file.",
     },
 ]
 
@@ -256,3 +266,93 @@ def conclusion_text(manifest: dict[str, Any], where: str) -> str:
         f"{deployed}. The project's value is that every step, from the raw files to this PDF, is code that "
         "runs in CI."
     )
+
+
+PREREQUISITES: list[str] = [
+    "An AWS account and credentials the AWS SDK finds (aws configure, aws sso login with AWS_PROFILE, or "
+    "the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables); the identity needs the deploy policy listed "
+    "in docs/deploy.md, because deploy creates IAM roles.",
+    "Docker able to build linux/amd64 images (SageMaker runs x86_64 only).",
+    "The project's virtual environment (make venv); the SageMaker Python SDK is not needed.",
+    "A service quota for the endpoint instance type (new accounts often have 0 for ml.m5.large endpoint "
+    "usage; request an increase in Service Quotas).",
+]
+
+DEPLOY_COMMANDS = """python -m pipeline deploy --dry-run      # the plan: every name and setting; no AWS call
+python -m pipeline deploy                # build + push, train, endpoint, autoscaling, Lambda, API
+python -m pipeline status                # what exists, endpoint state, the API URL, key ids
+python -m pipeline keys create alice     # key on the usage plan -> .secrets/adult-income-alice.key
+python -m pipeline keys revoke <key id>  # off the plan and deleted: its requests get 403
+python -m pipeline teardown              # lists everything, asks, deletes"""
+
+
+def deployment_time_text(manifest: dict[str, Any]) -> str:
+    """What is known about how long a deployment takes, and what is not measured."""
+    durations = (manifest.get("volatile") or {}).get("durations_seconds") or {}
+    total = durations.get("total")
+    measured = (
+        f"The training itself took {total:.0f} s of compute for the released model on a 2-core machine "
+        "(model/manifest.json, the same code the training job runs). "
+        if total
+        else ""
+    )
+    return (
+        measured + "In AWS, SageMaker adds the time to provision the training instance and the endpoint "
+        "instances and to pull the image; deploy prints the elapsed time of each wait. Those AWS wall "
+        "times are not given here because no AWS deployment was made for this report."
+    )
+
+
+def resilience_text(s: DiagramSettings, count: str) -> str:
+    """What the default of one instance costs in availability."""
+    return (
+        f"By default the endpoint runs {count} instance (endpoint.initial_instance_count = {count}, "
+        f"autoscaling_min = {s.autoscaling_min} in config/deploy.toml): the cheapest setting, and a single "
+        "point of failure. If that instance fails, or its Availability Zone has an outage, the API answers "
+        "503/502 until SageMaker has replaced the instance, which takes minutes; autoscaling adds "
+        "instances only under load. With two or more instances SageMaker spreads the variant's instances "
+        "across Availability Zones, so one instance or one zone can fail while the other keeps serving. "
+        "That doubles the endpoint's floor cost (see the cost table). It is a configuration change, not "
+        "a code change: either of"
+    )
+
+
+API_TEXT = (
+    "The API has two routes on one stage, both requiring a key: POST /predict and GET /health. Records "
+    'are JSON (one object, a list, or {"instances": [...]}), CSV (header row optional) or JSON Lines; '
+    "the Accept header chooses JSON (default), CSV or JSON Lines for the answer. Each prediction is the "
+    "label at the threshold stored in the artifact and the probability of >50K. Every error, from "
+    'every hop, is JSON naming the problem: API Gateway\'s own answers are {"message": ...}, the '
+    "Lambda's and the container's are {\"error\": {code, message, details, request_id}}."
+)
+
+SECURITY_POINTS: list[str] = [
+    "Key lifecycle: python -m pipeline keys create NAME adds a key to the usage plan and writes its value "
+    "to .secrets/<prefix>-NAME.key (mode 0600; never printed, never logged); keys list shows ids, names "
+    "and state, never values; keys revoke ID takes the key off the plan and deletes it, and its requests "
+    "get 403 from then on. The local cloud has the same commands with --local.",
+    "Hashing and comparison: API Gateway checks keys in AWS. The local gateway stores only SHA-256 "
+    "hashes of key values and compares the presented key's hash with every stored hash using "
+    "hmac.compare_digest, without stopping at the first match, so timing does not reveal how much of a "
+    "key was right.",
+    "TLS: the API's only address is the REGIONAL execute-api HTTPS endpoint, so keys and records travel "
+    "encrypted; the Lambda reaches the SageMaker runtime over HTTPS with SigV4-signed calls. The local "
+    "cloud is plain HTTP on 127.0.0.1 only.",
+    "Least-privilege IAM: one inline policy per role, no wildcard actions, no iam: actions, no managed "
+    "policies; every resource names this project's prefix, bucket or endpoint except "
+    "ecr:GetAuthorizationToken, which AWS does not scope (tests/security/test_iam_and_artifact.py). "
+    "The actions are listed below, from the policy documents deploy creates.",
+    "Limits: body size capped at every hop (10 MiB gateway, 6 MiB Lambda and container), a usage plan "
+    "per key (rate, burst, daily quota), and the model artifact's checksums verified before unpickling.",
+]
+
+ENGINE_TEXT = (
+    "The artifact carries two scorers of the same fitted pipeline: model.joblib (scikit-learn) and "
+    "model.onnx, an ONNX export of the whole pipeline, preprocessing included. The export is promoted to "
+    "float64 (a float32 tree threshold moves records that sit exactly on a split), and it ships only if "
+    "a parity gate passes: the held-out test file plus edge records (every spelling of missing, unknown "
+    "and unusual categories, domain bounds, extreme numbers) are scored by both engines' own code paths, "
+    "and labels must be identical and probabilities equal within the tolerance. The container then "
+    "scores with ONNX Runtime, imports no pandas or scikit-learn, and keeps scikit-learn as the "
+    "reference and fallback (MODEL_SERVER_ENGINE=sklearn forces it)."
+)

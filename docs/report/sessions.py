@@ -32,7 +32,7 @@ def write_samples() -> None:
     from pipeline.schema import EXAMPLE_RECORD as RECORD
 
     SAMPLES.mkdir(parents=True, exist_ok=True)
-    (SAMPLES / "record.json").write_text(json.dumps(RECORD, indent=1) + "\n")
+    (SAMPLES / "record.json").write_text(json.dumps(RECORD) + "\n")  # one line: a shorter capture
     (SAMPLES / "invalid.json").write_text(json.dumps({**RECORD, "age": -4, "hours_per_week": "forty"}) + "\n")
     (SAMPLES / "batch.csv").write_text(CSV_BATCH)
 
@@ -66,20 +66,16 @@ def record_requests(
     saved = []
     recorder.run(exports)
     recorder.run("cat docs/report/samples/record.json")
-    expect(
-        recorder.run(
-            f'{CURL} "$API/predict" -H "x-api-key: $API_KEY" -H "Content-Type: application/json" '
-            f"-d {RECORD_FILE}"
-        ),
-        "[HTTP 200]",
+    recorder.run(
+        f'{CURL} "$API/predict" -H "x-api-key: $API_KEY" -H "Content-Type: application/json" '
+        f"-d {RECORD_FILE}",
+        expect_status=200,
     )
     recorder.run("cat docs/report/samples/batch.csv")
-    expect(
-        recorder.run(
-            f'{CURL} "$API/predict" -H "x-api-key: $API_KEY" -H "Content-Type: text/csv" '
-            "--data-binary @docs/report/samples/batch.csv"
-        ),
-        "[HTTP 200]",
+    recorder.run(
+        f'{CURL} "$API/predict" -H "x-api-key: $API_KEY" -H "Content-Type: text/csv" '
+        "--data-binary @docs/report/samples/batch.csv",
+        expect_status=200,
     )
     saved.append(
         save(
@@ -94,24 +90,19 @@ def record_requests(
     )
 
     recorder.run(exports)
-    expect(
-        recorder.run(f'{CURL} "$API/predict" -H "Content-Type: application/json" -d {RECORD_FILE}'),
-        "[HTTP 403]",
+    recorder.run(
+        f'{CURL} "$API/predict" -H "Content-Type: application/json" -d {RECORD_FILE}', expect_status=403
     )
-    expect(
-        recorder.run(
-            f'{CURL} "$API/predict" -H "x-api-key: not-a-real-key" -H "Content-Type: application/json" '
-            f"-d {RECORD_FILE}"
-        ),
-        "[HTTP 403]",
+    recorder.run(
+        f'{CURL} "$API/predict" -H "x-api-key: not-a-real-key" -H "Content-Type: application/json" '
+        f"-d {RECORD_FILE}",
+        expect_status=403,
     )
     recorder.run("cat docs/report/samples/invalid.json")
-    expect(
-        recorder.run(
-            f'{CURL} "$API/predict" -H "x-api-key: $API_KEY" -H "Content-Type: application/json" '
-            f"-d {INVALID_FILE}"
-        ),
-        "[HTTP 400]",
+    recorder.run(
+        f'{CURL} "$API/predict" -H "x-api-key: $API_KEY" -H "Content-Type: application/json" '
+        f"-d {INVALID_FILE}",
+        expect_status=400,
     )
     saved.append(
         save(

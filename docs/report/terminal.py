@@ -49,6 +49,9 @@ class Step:
     command: str
     output: str
     exit_code: int = 0
+    # The HTTP status the session expects this step to show (curl's "[HTTP nnn]"); the captions rely on
+    # it, so recording and building the report both fail when the recorded output shows another one.
+    expected_status: int | None = None
 
 
 @dataclass(frozen=True)

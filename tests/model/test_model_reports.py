@@ -108,7 +108,8 @@ def test_write_eda_writes_figures_and_summary(frames, tmp_path):
             "class_balance.png",
             "missingness.png",
             "numeric_by_class.png",
-            "categorical_rates.png",
+            "categorical_rates_household.png",
+            "categorical_rates_work.png",
             "associations.png",
             "summary.md",
         ]

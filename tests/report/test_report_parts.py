@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from docs.report import capture, diagram, facts, narrative, terminal
+from docs.report import capture, diagram, facts, narrative, paths, terminal
 
 
 def test_recorder_keeps_real_output_and_exit_status(tmp_path: Path) -> None:
@@ -110,3 +110,71 @@ def test_architecture_diagram_is_drawn_with_config_values(tmp_path: Path) -> Non
         assert image.width > 1000 and image.height > 600
     local = diagram.draw_local_architecture(tmp_path / "local.png")
     assert local.stat().st_size > 10_000
+    # the local diagram used to print at ~5 pt; both now keep every label at 8 pt or more on paper
+    for drawn in (png, local):
+        assert diagram.printed_font_points(drawn) >= 8.0, (drawn.name, diagram.printed_font_points(drawn))
+
+
+def test_a_diagram_node_keeps_its_label_below_the_icon_and_edges_on_the_icon() -> None:
+    label = diagram.node_label("/icons/s3.png", "S3: model.tar.gz\nline 2")
+    # two table rows: the icon cell (the edge port, fixed size) and the text; they cannot overlap
+    assert label.count("<TR>") == 2
+    icon_row, text_row = label.split("</TR>")[:2]
+    assert f'PORT="{diagram.ICON_PORT}"' in icon_row and "<IMG" in icon_row and "S3" not in icon_row
+    assert "S3: model.tar.gz<BR/>line 2" in text_row and "<IMG" not in text_row
+
+
+def _capture_with(step: terminal.Step) -> capture.Capture:
+    return capture.Capture(
+        name="04_throttling", title="t", where="LOCAL", recorded_at="now", host="h", steps=(step,)
+    )
+
+
+def test_a_capture_whose_output_contradicts_its_expected_status_fails_the_build() -> None:
+    # the p.17 defect: the caption said the request after the 429s passes, the capture showed a 429
+    wrong = terminal.Step('curl "$API/health"', '{"message": "Too Many Requests"}  [HTTP 429]\n', 0, 200)
+    with pytest.raises(
+        capture.CaptureMismatchError, match="expects HTTP 200 but the recorded output shows 429"
+    ):
+        _capture_with(wrong).check()
+    unchecked = terminal.Step('curl "$API/health"', '{"status": "ok"}  [HTTP 200]\n', 0)
+    with pytest.raises(capture.CaptureMismatchError, match="carries no expected status"):
+        _capture_with(unchecked).check()
+    _capture_with(terminal.Step('curl "$API/health"', '{"status": "ok"}  [HTTP 200]\n', 0, 200)).check()
+
+
+def test_the_recorder_refuses_an_outcome_other_than_the_expected_one(tmp_path: Path) -> None:
+    recorder = capture.Recorder(cwd=tmp_path)
+    with pytest.raises(capture.CaptureMismatchError, match="expects HTTP 200"):
+        recorder.run("echo '  [HTTP 429]'", expect_status=200)
+
+
+def test_every_saved_capture_shows_what_its_caption_relies_on() -> None:
+    for path in sorted((paths.CAPTURES / "local").glob("*.json")):
+        saved = capture.Capture.from_file(path)
+        saved.check()
+        for step in saved.steps:
+            if capture.shown_status(step) is not None:
+                assert step.expected_status == capture.shown_status(step), (path.name, step.command)
+    throttling = capture.Capture.from_file(paths.CAPTURES / "local" / "04_throttling.json")
+    assert "passes again (200)" in throttling.notes
+    assert throttling.steps[-2].expected_status == 200
+
+
+def test_eda_figures_are_print_resolution_and_print_at_their_own_size() -> None:
+    from pipeline import eda
+
+    pngs = sorted(paths.EDA_DIR.glob("*.png"))
+    assert len(pngs) >= 6 and not (paths.EDA_DIR / "categorical_rates.png").exists()  # 7 panels split in two
+    for png in pngs:
+        with Image.open(png) as image:
+            dpi = image.info["dpi"][0]
+            assert dpi >= 199.9, (png.name, dpi)
+            # no wider than the text width, so the report never shrinks it and its fonts stay >= 8 pt
+            assert image.width / dpi <= eda.PRINT_WIDTH_INCHES + 0.01, png.name
+        assert facts.Figure(png, "").print_width_mm == round(min(178.0, image.width / dpi * 25.4), 1)
+    assert min(v for v in eda.STYLE.values()) >= 8.0 and eda.MIN_FONT_POINTS >= 8.0
+
+
+def test_eda_findings_use_arrows_that_cannot_break_across_lines() -> None:
+    assert "->" not in (paths.EDA_DIR / "summary.md").read_text()
