@@ -45,7 +45,7 @@ down: venv
 	$(PY) -m pipeline local down
 
 train: venv
-	$(PY) -m pipeline train --output build/model --overwrite --reports docs/evaluation --release model
+	$(PY) -m pipeline train --output build/model --overwrite --reports docs/evaluation --release model --search-budget 600
 
 evaluate: venv
 	$(PY) -m pipeline evaluate --model model/model.tar.gz
