@@ -17,6 +17,7 @@ from pipeline.cloud import (
     alarms,
     apigateway,
     autoscaling,
+    cost,
     ecr,
     endpoint,
     iam,
@@ -31,6 +32,7 @@ from pipeline.cloud.clients import Clients, error_code
 from pipeline.cloud.config import DeployConfig
 from pipeline.cloud.errors import CloudError, describe_failure
 from pipeline.cloud.names import Names, names_for
+from pipeline.cloud.preflight import PreflightFailed, run_preflight
 from pipeline.cloud.progress import Progress
 from pipeline.cloud.shell import CommandRunner, SubprocessRunner
 
@@ -43,6 +45,7 @@ class DeployOptions:
     image_uri: str | None = None  # an image already in the project's ECR repository: skip build and push
     model_data: str | None = None  # a model.tar.gz under the project's S3 prefix: skip training
     show_key: bool = False  # print a new key's value once instead of writing it to .secrets/
+    preflight: bool = True  # run the preflight checks first and stop before creating anything
     poll_seconds: float = 30.0
     secrets_dir: Path | None = None
 
@@ -69,7 +72,10 @@ def plan(config: DeployConfig, options: DeployOptions) -> list[str]:
         or f"<account-id>.dkr.ecr.{names.region}.amazonaws.com/{names.repository}:<source tag>"
     )
     steps = [
-        "look up the AWS account (sts:GetCallerIdentity)",
+        "preflight: credentials, region, Docker (linux/amd64), SageMaker quotas, the caller's "
+        "permissions (iam:SimulatePrincipalPolicy), cost estimate; stop if any check fails",
+        "look up the AWS account (sts:GetCallerIdentity); resource group "
+        f"{names.resource_group} (tag project={names.prefix})",
         f"IAM roles {names.sagemaker_role} (S3 {names.bucket}/{names.s3_prefix}/*, ECR pull, logs) and "
         f"{names.lambda_role} (sagemaker:InvokeEndpoint on {names.endpoint_arn}, its logs)",
     ]
@@ -146,6 +152,11 @@ def deploy(
     runner = runner or SubprocessRunner(progress)
     result = DeployResult()
 
+    if options.preflight:
+        progress.step("Preflight (nothing is created until every check passes)")
+        report = run_preflight(config, clients, progress, check_docker=options.image_uri is None)
+        if not report.ok:
+            raise PreflightFailed(report)
     progress.step("AWS account and resource group")
     names = names_for(config, clients.account_id)
     progress.detail(f"account {names.account_id}, region {names.region}, prefix {names.prefix}")
@@ -303,7 +314,7 @@ def deploy(
             result.key_file = keys.write_secret(names.default_key, value, options.secrets_dir)
             progress.detail(f"created key {result.key_id}; value written to {result.key_file} (mode 0600)")
 
-    _summary(result, names, progress)
+    _summary(result, config, names, progress)
     return result
 
 
@@ -397,9 +408,22 @@ def _restore_autoscaling(clients: Clients, names: Names, config: DeployConfig, p
         )
 
 
-def _summary(result: DeployResult, names: Names, progress: Progress) -> None:
+def _cost_line(config: DeployConfig) -> str:
+    hourly = cost.hourly_cost(config)
+    if config.endpoint.serverless:
+        return "serverless: nothing while idle, billed per request (`python -m pipeline preflight`)"
+    ep = config.endpoint
+    return (
+        f"{cost.usd(hourly)} per hour for {ep.initial_instance_count} x {ep.instance_type} while it runs, "
+        f"up to {ep.autoscaling_max} instances under load; `make aws-down` stops it (estimate: "
+        "config/aws-prices.toml)"
+    )
+
+
+def _summary(result: DeployResult, config: DeployConfig, names: Names, progress: Progress) -> None:
     progress.step("Done")
     progress.detail(f"endpoint:   {names.endpoint} ({result.actions.get('endpoint')})")
+    progress.detail(f"cost:       {_cost_line(config)}")
     progress.detail(f"invoke URL: {result.invoke_url}/predict")
     progress.detail(f"health:     {result.invoke_url}/health")
     if result.key_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.cloud import apigateway, autoscaling, endpoint, keys, log_groups, s3
+from pipeline.cloud import apigateway, autoscaling, endpoint, keys, log_groups, resource_group, s3
 from pipeline.cloud.clients import Clients, error_code
 from pipeline.cloud.config import DeployConfig
 from pipeline.cloud.names import names_for
@@ -67,7 +67,22 @@ def gather(config: DeployConfig, clients: Clients) -> dict[str, Any]:
         }
     else:
         report["usage_plan"] = None
+    report["resource_group"] = _group(clients, names)
     return report
+
+
+def _group(clients: Clients, names: Any) -> dict[str, Any]:
+    """The resource group and what carries the project tag, each member named or flagged unknown."""
+    members = [
+        {"arn": arn, "kind": resource_group.classify(arn, names)}
+        for arn in resource_group.members(clients.tagging, names)
+    ]
+    return {
+        "name": names.resource_group,
+        "exists": resource_group.find(clients.resource_groups, names) is not None,
+        "members": members,
+        "unknown": [m["arn"] for m in members if m["kind"] is None],
+    }
 
 
 def _role_exists(clients: Clients, role: str) -> bool:
@@ -128,4 +143,13 @@ def render(report: dict[str, Any]) -> list[str]:
         row("api keys", ", ".join(f"{k['name']} ({k['id']})" for k in plan["keys"]) or "none")
     else:
         row("usage plan", None)
+    group = report["resource_group"]
+    kinds: dict[str, int] = {}
+    for member in group["members"]:
+        if member["kind"]:
+            kinds[member["kind"]] = kinds.get(member["kind"], 0) + 1
+    summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "no tagged members"
+    row("resource group", f"{group['name']}: {summary}" if group["exists"] else None)
+    for arn in group["unknown"]:
+        lines.append(f"  {'':<14} tagged project={report['prefix']} but not created by deploy: {arn}")
     return lines

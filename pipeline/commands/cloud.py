@@ -48,6 +48,12 @@ def register(subparsers: Any) -> None:
         help="print a newly created API key's value once instead of saving it",
     )
     deploy.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll while waiting")
+    deploy.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not run `python -m pipeline preflight` first (it stops the deploy before anything "
+        "is created when a check fails)",
+    )
     deploy.set_defaults(func=run_deploy)
 
     status = subparsers.add_parser("status", parents=[common], help="what is deployed, endpoint state, URL")
@@ -134,6 +140,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         model_data=args.model_data,
         show_key=args.show_key,
         poll_seconds=args.poll_seconds,
+        preflight=not args.skip_preflight,
     )
     deploy(_config(args), options)
     return 0

@@ -66,6 +66,7 @@ class Stack:
 
     def deploy(self, config: DeployConfig | None = None, **options: Any) -> DeployResult:
         options.setdefault("poll_seconds", 0)
+        options.setdefault("preflight", False)  # moto lacks its APIs; tests/cloud/test_cloud_preflight.py
         options.setdefault("secrets_dir", self.tmp / "secrets")
         return deploy(
             config or self.config(),

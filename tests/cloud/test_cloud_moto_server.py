@@ -1,11 +1,14 @@
 """The real CLI, as separate processes, against a moto server on loopback (real HTTP, env endpoints).
 
 deploy (with an existing image and model artifact, so no docker and no training), status, keys and
-teardown all run as ``python -m pipeline ...`` with ``AWS_ENDPOINT_URL`` pointing at moto.
+teardown all run as ``python -m pipeline ...`` with ``AWS_ENDPOINT_URL`` pointing at moto, as an IAM
+user holding the deployer policy. The first deploy runs its preflight for real against the server
+(with the test-only SimulatePrincipalPolicy and Service Quotas shims in tests/cloud/preflight_shims.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,8 +27,12 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/adult-income:prebuilt"
 
 
 @pytest.fixture
-def moto_server() -> Iterator[str]:
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
+    from preflight_shims import install
+
+    shims = install(monkeypatch)  # the server runs in this process, so the patches reach it
+    shims.applied.update({"ml.m5.large for endpoint usage": 4, "ml.m5.large for training job usage": 1})
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -36,11 +43,28 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
+def deployer_user(url: str) -> tuple[str, str]:
+    """An IAM user on the server holding the rendered deployer policy: (access key id, secret)."""
+    from pipeline.cloud import deployer_policy
+    from pipeline.cloud.config import load_config
+    from pipeline.cloud.names import names_for
+
+    iam = boto3.client(
+        "iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    document = deployer_policy.render(names_for(load_config(), ACCOUNT))
+    iam.create_user(UserName="deployer")
+    iam.put_user_policy(UserName="deployer", PolicyName="deployer", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
 def cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ADULT_"))}
+    key_id, secret = (tmp_path / "deployer.credentials").read_text().split()
     env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
         AWS_DEFAULT_REGION="us-east-1",
         AWS_CONFIG_FILE="/nonexistent",
         AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
@@ -68,6 +92,7 @@ def test_cli_deploy_status_keys_teardown_over_http(moto_server: str, tmp_path: P
     )
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="adult-income/models/model.tar.gz", Body=b"artifact")
+    (tmp_path / "deployer.credentials").write_text(" ".join(deployer_user(moto_server)))
 
     deployed = cli(
         moto_server,
@@ -81,6 +106,7 @@ def test_cli_deploy_status_keys_teardown_over_http(moto_server: str, tmp_path: P
         "0",
     )
     assert deployed.returncode == 0, deployed.stderr
+    assert "Preflight" in deployed.stdout and "permissions" in deployed.stdout
     assert "invoke URL: https://" in deployed.stdout and "/prod/predict" in deployed.stdout
     [key_file] = (tmp_path / "secrets").glob("*.key")
     assert_absent(key_file.read_text().strip(), deployed.stdout, deployed.stderr)
@@ -95,8 +121,10 @@ def test_cli_deploy_status_keys_teardown_over_http(moto_server: str, tmp_path: P
         MODEL_DATA,
         "--poll-seconds",
         "0",
+        "--skip-preflight",
     )
     assert again.returncode == 0, again.stderr
+    assert "Preflight" not in again.stdout
     assert "already uses" in again.stdout and "key(s) already on the plan" in again.stdout
 
     status = cli(moto_server, tmp_path, "status")

@@ -553,3 +553,38 @@ def test_an_unexpected_aws_error_in_a_check_becomes_a_failed_check(shims: Prefli
     assert check.status == FAIL
     assert check.message.startswith("could not be checked: SimulatePrincipalPolicy failed with")
     assert report.checks[-1].name == "cost"  # the report still completes
+
+
+# --- deploy runs preflight first ----------------------------------------------------------------
+
+
+def test_deploy_stops_before_creating_anything_when_preflight_fails(shims: PreflightShims, tmp_path) -> None:
+    from cloud_stack import Stack
+
+    shims.applied[ENDPOINT_QUOTA] = 0
+    _, key_id, secret = iam_user(deployer_document())
+    stack = Stack(tmp_path, session=session_for(key_id, secret))
+    with pytest.raises(PreflightFailed) as failed:
+        stack.deploy(preflight=True)
+    assert ENDPOINT_QUOTA in str(failed.value)
+    assert "nothing was created" in str(failed.value)
+    # Preflight only reads and simulates; nothing was created anywhere.
+    assert {op for _, op in stack.mutating_calls()} <= {"SimulatePrincipalPolicy"}
+    assert stack.client("sagemaker").list_endpoints()["Endpoints"] == []
+    assert stack.client("ecr").describe_repositories()["repositories"] == []
+
+
+def test_deploy_with_a_passing_preflight_goes_on_and_prints_the_cost_per_hour(
+    shims: PreflightShims, tmp_path
+) -> None:
+    from cloud_stack import Stack
+
+    _, key_id, secret = iam_user(deployer_document())
+    stack = Stack(tmp_path, session=session_for(key_id, secret))
+    result = stack.deploy(preflight=True)
+    out = stack.output.getvalue()
+    assert result.invoke_url.endswith("/prod")
+    assert out.index("Preflight") < out.index("AWS account and resource group")
+    hourly = hourly_cost(config())
+    assert hourly == PRICES["sagemaker"]["hosting"]["ml.m5.large"]
+    assert f"cost:       ${hourly:.4f} per hour for 1 x ml.m5.large" in out
