@@ -269,3 +269,36 @@ def test_the_cli_prints_aws_errors_without_a_traceback(aws, capsys, monkeypatch)
         "error: AWS GetUsagePlans failed: AccessDeniedException: not authorized to perform apigateway:GET "
         "[usagePlanId=abc123]\n"
     )
+
+
+# --- The project's resource group ----------------------------------------------------------------
+
+
+def test_deploy_creates_a_tag_query_group_and_status_names_its_members(stack: Stack) -> None:
+    from pipeline.cloud.status import gather, render
+
+    stack.deploy()
+    groups = stack.client("resource-groups")
+    query = groups.get_group_query(GroupName="adult-income")["GroupQuery"]["ResourceQuery"]
+    assert query["Type"] == "TAG_FILTERS_1_0"
+    assert json.loads(query["Query"])["TagFilters"] == [{"Key": "project", "Values": ["adult-income"]}]
+
+    # Something tagged as ours that deploy did not create is flagged, by ARN.
+    stack.client("logs").create_log_group(logGroupName="/someone/else", tags={"project": "adult-income"})
+    report = gather(stack.config(), stack.clients)
+    kinds = {m["kind"] for m in report["resource_group"]["members"]}
+    # (moto's tagging API leaves out some types, e.g. endpoint configs; AWS lists them too)
+    assert {"endpoint", "model", "log group", "S3 bucket", "alarm"} <= kinds
+    unknown = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/someone/else"
+    assert report["resource_group"]["unknown"] == [unknown]
+    text = "\n".join(render(report))
+    assert f"tagged project=adult-income but not created by deploy: {unknown}" in text
+    [row] = [line for line in text.splitlines() if line.strip().startswith("resource group")]
+    assert row.split(None, 2)[2].startswith("adult-income: ") and "1 endpoint" in row
+
+
+def test_a_second_deploy_leaves_the_group_alone(stack: Stack) -> None:
+    stack.deploy()
+    mark = len(stack.calls)
+    stack.deploy()
+    assert [c for c in stack.mutating_calls(mark) if c[0] == "resource-groups"] == []
