@@ -286,6 +286,9 @@ def test_deploy_creates_a_tag_query_group_and_status_names_its_members(stack: St
     # Something tagged as ours that deploy did not create is flagged, by ARN.
     stack.client("logs").create_log_group(logGroupName="/someone/else", tags={"project": "adult-income"})
     report = gather(stack.config(), stack.clients)
+    # moto 5.2.5's tagging API returns endpoint-config ARNs as the text of a Python tuple, "('arn:...',)";
+    # AWS returns the ARN itself. Those rows are moto's, not ours, and are set aside here.
+    report["resource_group"]["unknown"] = [a for a in report["resource_group"]["unknown"] if a[0] != "("]
     kinds = {m["kind"] for m in report["resource_group"]["members"]}
     # (moto's tagging API leaves out some types, e.g. endpoint configs; AWS lists them too)
     assert {"endpoint", "model", "log group", "S3 bucket", "alarm"} <= kinds
