@@ -115,8 +115,7 @@ def services(s: DiagramSettings, manifest: dict[str, Any], retention: dict[str, 
             "name": "IAM",
             "role": "Separate least-privilege roles: SageMaker reads and writes only under the project's S3 "
             "prefix and pulls the image; the Lambda may invoke only this endpoint. Each role trusts only "
-            "its service acting for this account (aws:SourceAccount; the SageMaker role also "
-            "aws:SourceArn).",
+            "its service acting for this account (aws:SourceAccount, and aws:SourceArn for SageMaker).",
             "why": "A leaked or buggy component can do only its own job.",
         },
         {
@@ -294,7 +293,7 @@ python -m pipeline deploy                # build + push, train, endpoint, autosc
 python -m pipeline status                # what exists, endpoint state, the API URL, key ids
 python -m pipeline keys create alice     # key on the usage plan -> .secrets/adult-income-alice.key
 python -m pipeline keys revoke <key id>  # off the plan and deleted: its requests get 403
-python -m pipeline teardown              # lists everything, asks, deletes (billing resources first)"""
+python -m pipeline teardown              # lists everything, asks, deletes (billable first)"""
 
 
 def deployment_time_text(manifest: dict[str, Any]) -> str:
