@@ -594,7 +594,7 @@ def collect(
             "quota": settings.quota,
             "stage": settings.stage,
         },
-        "services": narrative.services(settings, manifest),
+        "services": narrative.services(settings, manifest, operations.retention()),
         "latency": latency_table(),
         "captures": shots,
         "deployment": {
@@ -610,7 +610,7 @@ def collect(
             "text": narrative.API_TEXT,
             "example": operations.api_example(captures),
             "errors": operations.error_table(),
-            "security": narrative.SECURITY_POINTS,
+            "security": narrative.security_points(operations.unscoped_actions()),
             "iam": operations.iam_actions(),
         },
         "engine": {

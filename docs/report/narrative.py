@@ -56,8 +56,9 @@ def artifact_contents(manifest: dict[str, Any]) -> str:
     return ", ".join([*files, "manifest.json"])
 
 
-def services(s: DiagramSettings, manifest: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per AWS service in the diagram: its job here and why it was chosen."""
+def services(s: DiagramSettings, manifest: dict[str, Any], retention: dict[str, int]) -> list[dict[str, str]]:
+    """One row per AWS service in the diagram: its job here and why it was chosen. ``retention`` says how
+    long deploy keeps logs, replaced S3 versions and untagged images (docs.report.operations.retention)."""
     return [
         {
             "name": "API Gateway (REST API)",
@@ -97,25 +98,32 @@ def services(s: DiagramSettings, manifest: dict[str, Any]) -> list[dict[str, str
         {
             "name": "Amazon S3",
             "role": "Holds the training data and the model artifacts: each training job writes its "
-            "model.tar.gz under its own job name, so a new job never overwrites an earlier artifact "
-            "(bucket versioning is not enabled).",
+            "model.tar.gz under its own job name, so a new job never overwrites an earlier artifact. The "
+            "bucket deploy creates is private, encrypted, TLS-only (its policy denies plain HTTP) and "
+            "versioned; a replaced object version expires after "
+            f"{retention['noncurrent_days']} days, and teardown deletes every version.",
             "why": "Where SageMaker reads channels and model data from.",
         },
         {
             "name": "Amazon ECR",
-            "role": "Holds the one image used for both training and serving.",
+            "role": "Holds the one image used for both training and serving, tagged by a digest of its "
+            "build context (tags are immutable). Untagged images expire after "
+            f"{retention['untagged_days']} day(s); tagged ones stay until teardown deletes the repository.",
             "why": "SageMaker pulls custom images only from ECR.",
         },
         {
             "name": "IAM",
-            "role": "Separate least-privilege roles: SageMaker reads only the project's S3 prefix and pulls "
-            "the image; the Lambda may invoke only this endpoint.",
+            "role": "Separate least-privilege roles: SageMaker reads and writes only under the project's S3 "
+            "prefix and pulls the image; the Lambda may invoke only this endpoint. Each role trusts only "
+            "its service acting for this account (aws:SourceAccount, and aws:SourceArn for SageMaker).",
             "why": "A leaked or buggy component can do only its own job.",
         },
         {
             "name": "CloudWatch (logs, alarms)",
-            "role": "Logs of the container and the proxy (one JSON line per request); alarms on server "
-            "errors and p99 model latency that SageMaker watches during a blue/green endpoint update.",
+            "role": "Logs of the container and the proxy (one JSON line per request), in log groups deploy "
+            f"creates with a {retention['log_days']}-day retention before anything writes to them; alarms "
+            "on server errors and p99 model latency that SageMaker watches during a blue/green endpoint "
+            "update.",
             "why": "Every request leaves a trace, and a bad model version rolls back automatically.",
         },
     ]
@@ -270,8 +278,9 @@ def conclusion_text(manifest: dict[str, Any], where: str) -> str:
 
 PREREQUISITES: list[str] = [
     "An AWS account and credentials the AWS SDK finds (aws configure, aws sso login with AWS_PROFILE, or "
-    "the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables); the identity needs the deploy policy listed "
-    "in docs/deploy.md, because deploy creates IAM roles.",
+    "the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables); the identity needs the deployer policy "
+    "policies/deployer.json (python -m pipeline policy prints it for an account), because deploy creates "
+    "IAM roles.",
     "Docker able to build linux/amd64 images (SageMaker runs x86_64 only).",
     "The project's virtual environment (make venv); the SageMaker Python SDK is not needed.",
     "A service quota for the endpoint instance type (new accounts often have 0 for ml.m5.large endpoint "
@@ -279,11 +288,12 @@ PREREQUISITES: list[str] = [
 ]
 
 DEPLOY_COMMANDS = """python -m pipeline deploy --dry-run      # the plan: every name and setting; no AWS call
+python -m pipeline preflight             # read-only checks: credentials, Docker, quotas, IAM, cost
 python -m pipeline deploy                # build + push, train, endpoint, autoscaling, Lambda, API
 python -m pipeline status                # what exists, endpoint state, the API URL, key ids
 python -m pipeline keys create alice     # key on the usage plan -> .secrets/adult-income-alice.key
 python -m pipeline keys revoke <key id>  # off the plan and deleted: its requests get 403
-python -m pipeline teardown              # lists everything, asks, deletes"""
+python -m pipeline teardown              # lists everything, asks, deletes (billable first)"""
 
 
 def deployment_time_text(manifest: dict[str, Any]) -> str:
@@ -326,6 +336,25 @@ API_TEXT = (
     "Lambda's and the container's are {\"error\": {code, message, details, request_id}}."
 )
 
+
+def security_points(unscoped: list[str]) -> list[str]:
+    """The security list; ``unscoped`` are the actions the roles hold on ``*`` (from the policies)."""
+    return [*SECURITY_POINTS[:3], _iam_point(unscoped), *SECURITY_POINTS[3:]]
+
+
+def _iam_point(unscoped: list[str]) -> str:
+    return (
+        "Least-privilege IAM: one inline policy per role, no wildcard actions, no iam: actions, no managed "
+        "policies; every resource is this project's (S3 prefix, bucket, repository, endpoint, log groups; "
+        "training logs go to SageMaker's account-wide /aws/sagemaker/TrainingJobs group) except "
+        f"{' and '.join(unscoped)}, which AWS cannot scope to a resource "
+        "(tests/security/test_iam_and_artifact.py). Each role's trust policy admits only its service "
+        "acting for this account (aws:SourceAccount); the SageMaker role also requires a SageMaker "
+        "resource of this account and region as aws:SourceArn. The actions are listed below, from the "
+        "policy documents deploy creates."
+    )
+
+
 SECURITY_POINTS: list[str] = [
     "Key lifecycle: python -m pipeline keys create NAME adds a key to the usage plan and writes its value "
     "to .secrets/<prefix>-NAME.key (mode 0600; never printed, never logged); keys list shows ids, names "
@@ -336,12 +365,10 @@ SECURITY_POINTS: list[str] = [
     "hmac.compare_digest, without stopping at the first match, so timing does not reveal how much of a "
     "key was right.",
     "TLS: the API's only address is the REGIONAL execute-api HTTPS endpoint, so keys and records travel "
-    "encrypted; the Lambda reaches the SageMaker runtime over HTTPS with SigV4-signed calls. The local "
-    "cloud is plain HTTP on 127.0.0.1 only.",
-    "Least-privilege IAM: one inline policy per role, no wildcard actions, no iam: actions, no managed "
-    "policies; every resource names this project's prefix, bucket or endpoint except "
-    "ecr:GetAuthorizationToken, which AWS does not scope (tests/security/test_iam_and_artifact.py). "
-    "The actions are listed below, from the policy documents deploy creates.",
+    "encrypted; the Lambda reaches the SageMaker runtime over HTTPS with SigV4-signed calls. The S3 "
+    "bucket deploy creates denies every request made without TLS (bucket policy on "
+    "aws:SecureTransport), blocks public access and encrypts objects at rest. The local cloud is plain "
+    "HTTP on 127.0.0.1 only.",
     "Limits: body size capped at every hop (10 MiB gateway, 6 MiB Lambda and container), a usage plan "
     "per key (rate, burst, daily quota), and the model artifact's checksums verified before unpickling.",
 ]

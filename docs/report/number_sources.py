@@ -31,7 +31,7 @@ JSON_SOURCES = (
     paths.LOCAL_PATH_BENCH,
     paths.ROOT / "docs" / "openapi" / "gateway.json",
 )
-TOML_SOURCES = (paths.DEPLOY_CONFIG, paths.REPORT_DIR / "aws_prices.toml")
+TOML_SOURCES = (paths.DEPLOY_CONFIG,)
 TEXT_SOURCES = (
     paths.EDA_DIR / "summary.md",
     paths.EVALUATION_DIR / "model_card.md",
@@ -99,6 +99,7 @@ def derived_values() -> list[float]:
 
     settings = settings_from_config()
     values = list(_leaves(operations.cost_rows(settings)))
+    values += list(_leaves(operations.retention()))
     table = evidence.engine_table()
     if table:
         values += list(_leaves([table["speedup"], table["p99_ratio"]]))
@@ -108,9 +109,19 @@ def derived_values() -> list[float]:
     return values
 
 
+def price_values() -> list[float]:
+    """Every figure of the price table, as pipeline.cloud.cost reads it (not its notes and addresses)."""
+    from dataclasses import asdict
+
+    from pipeline.cloud.cost import load_prices
+
+    table = asdict(load_prices())
+    return list(_leaves({k: v for k, v in table.items() if k not in ("sources", "unconfirmed")}))
+
+
 def sourced_numbers(root: Path = paths.ROOT) -> set[str]:
     """Every number the source files hold or the report derives from them, in every printed format."""
-    values: list[float] = derived_values()
+    values: list[float] = derived_values() + price_values()
     for path in JSON_SOURCES:
         if path.is_file():
             values += list(_leaves(json.loads(path.read_text())))

@@ -1,7 +1,8 @@
 """Facts for the report's deployment, cost, resilience and API sections.
 
-Quantities come from ``config/deploy.toml`` (through the project's config loader), prices from
-``aws_prices.toml`` (cited list prices, the one place they are typed), IAM actions from the policy
+Quantities come from ``config/deploy.toml`` (through the project's config loader), costs from
+``pipeline.cloud.cost`` (preflight's estimate, priced from ``config/aws-prices.toml``, the one place
+prices are typed), IAM actions from the policy
 documents ``python -m pipeline deploy`` would create, the error table from the gateway's OpenAPI document
 and the example request and answer from the recorded captures. Nothing here is measured in AWS: no AWS
 deployment was made, and the text says so where it matters (deployment time).
@@ -10,7 +11,6 @@ deployment was made, and the text says so where it matters (deployment time).
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from . import paths
 from .capture import Capture, shown_status
 from .diagram import DiagramSettings
 
-PRICES = paths.REPORT_DIR / "aws_prices.toml"
 GATEWAY_OPENAPI = paths.ROOT / "docs" / "openapi" / "gateway.json"
 EXAMPLE_ACCOUNT = "123456789012"
 
@@ -39,60 +38,77 @@ ERROR_MEANINGS: dict[int, tuple[str, str]] = {
 }
 
 
-def _prices(path: Path = PRICES) -> dict[str, Any]:
-    return tomllib.loads(path.read_text())
-
-
-def deploy_config() -> Any:
-    """The deploy configuration as ``python -m pipeline deploy`` reads it."""
+def deploy_config(overrides: dict[str, object] | None = None) -> Any:
+    """The deploy configuration as ``python -m pipeline deploy`` reads it (plus ``--set`` overrides)."""
     from pipeline.cloud.config import load_config
 
-    return load_config()
+    return load_config(overrides=overrides)
 
 
-def cost_rows(s: DiagramSettings, prices: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Monthly endpoint cost at the configured floor, at two instances and at the autoscaling maximum."""
-    prices = prices or _prices()
+# The two-Availability-Zone setting the resilience section recommends, as --set overrides.
+TWO_ZONES = {"endpoint.initial_instance_count": 2, "endpoint.autoscaling_min": 2}
+UNCONFIRMED_MARK = "\u2020"
+
+
+def cost_rows(s: DiagramSettings) -> dict[str, Any]:
+    """The cost table: preflight's estimate (pipeline.cloud.cost) of the configured stack, of the same
+    stack on two instances, and its price table's date, sources and unconfirmed prices."""
+    from pipeline.cloud import cost
+
+    prices = cost.load_prices()
     config = deploy_config()
-    hourly = prices["sagemaker"][s.instance_type]["hosting_per_hour"]
-    training_hourly = prices["sagemaker"][config.training.instance_type]["training_per_hour"]
-    month = prices["hours_per_month"]
-    lam = prices["lambda"]
-    memory_gb = config.lambda_.memory_mb / 1024
-    lambda_per_million = lam["per_million_requests"] + (
-        1_000_000 * lam["assumed_call_seconds"] * memory_gb * lam["arm64_per_gb_second"]
+    default = cost.estimate(config, prices)
+    two_zones_config = deploy_config(TWO_ZONES)
+    two_zones = cost.estimate(two_zones_config, prices)
+    unconfirmed = set(default.unconfirmed)
+    sagemaker_mark = UNCONFIRMED_MARK if "sagemaker" in unconfirmed else ""
+    lambda_mark = (
+        UNCONFIRMED_MARK if unconfirmed & {"lambda", f"lambda.duration.{default.lambda_architecture}"} else ""
     )
-    gateway_per_million = prices["api_gateway"]["rest_per_million_requests"]
-
-    def endpoint(count: int) -> str:
-        return f"${hourly * month * count:,.2f}"
-
+    count = config.endpoint.initial_instance_count
+    ms = cost.ASSUMED_REQUEST_SECONDS * 1000
+    training = config.training
     rows = [
         {
-            "item": f"endpoint, {s.autoscaling_min} x {s.instance_type} all month (the default floor)",
-            "cost": endpoint(s.autoscaling_min),
+            "item": f"endpoint, {count} x {s.instance_type} all month (the default)",
+            "cost": cost.usd(default.endpoint_monthly) + sagemaker_mark,
         },
-        {"item": f"endpoint, 2 x {s.instance_type} (two Availability Zones)", "cost": endpoint(2)},
+        {
+            "item": f"endpoint, {two_zones_config.endpoint.initial_instance_count} x {s.instance_type} "
+            "all month (two Availability Zones)",
+            "cost": cost.usd(two_zones.endpoint_monthly) + sagemaker_mark,
+        },
         {
             "item": f"endpoint at the autoscaling maximum, {s.autoscaling_max} x {s.instance_type}",
-            "cost": endpoint(s.autoscaling_max),
+            "cost": cost.usd(default.endpoint_ceiling_monthly) + sagemaker_mark,
         },
         {
             "item": "per million requests: API Gateway REST + Lambda "
-            f"({config.lambda_.memory_mb} MB arm64, {lam['assumed_call_seconds'] * 1000:.0f} ms billed)",
-            "cost": f"${gateway_per_million + lambda_per_million:,.2f}",
+            f"({config.lambda_.memory_mb} MB {default.lambda_architecture}, {ms:.0f} ms billed each)",
+            "cost": cost.usd(default.api_per_million + default.lambda_per_million) + lambda_mark,
         },
         {
-            "item": f"training job, {config.training.instance_type}, billed per second",
-            "cost": f"${training_hourly:.3f} per hour",
+            "item": f"training job, {training.instance_count} x {training.instance_type}, billed per second",
+            "cost": f"{cost.usd(default.training_hourly, 3)} per hour{sagemaker_mark}",
+        },
+        {
+            "item": f"one training job running its whole max runtime ({training.max_runtime_seconds} s)",
+            "cost": cost.usd(default.training_run) + sagemaker_mark,
         },
     ]
-    return {
-        "rows": rows,
-        "caption": f"Computed from docs/report/aws_prices.toml ({prices['region']} on-demand list prices, "
-        f"checked {prices['checked']}, {month} hours a month) and config/deploy.toml. ECR, S3, CloudWatch "
-        "logs and the two alarms add cents to a few dollars a month.",
-    }
+    caption = (
+        "Computed by pipeline/cloud/cost.py (the estimate python -m pipeline preflight prints) from "
+        f"config/aws-prices.toml ({prices.region} list prices, taken {prices.taken}) and "
+        f"config/deploy.toml. Assumes {'; '.join(default.assumptions)}. ECR, S3, CloudWatch logs and "
+        "the two alarms add cents to a few dollars a month."
+    )
+    if unconfirmed:
+        caption += (
+            f" {UNCONFIRMED_MARK} Uses a price that could not be confirmed on an AWS page when the table "
+            f"was taken (config/aws-prices.toml sections {', '.join(default.unconfirmed)}, from "
+            "independent pricing summaries): check the AWS pricing pages before relying on it."
+        )
+    return {"rows": rows, "caption": caption}
 
 
 def resilience(s: DiagramSettings) -> dict[str, str]:
@@ -102,29 +118,64 @@ def resilience(s: DiagramSettings) -> dict[str, str]:
     return {
         "count": str(count),
         "minimum": str(s.autoscaling_min),
-        "set_line": "python -m pipeline deploy --set endpoint.initial_instance_count=2 "
-        "--set endpoint.autoscaling_min=2",
-        "toml_lines": "initial_instance_count = 2\nautoscaling_min = 2",
+        "set_line": "python -m pipeline deploy "
+        + " ".join(f"--set {key}={value}" for key, value in TWO_ZONES.items()),
+        "toml_lines": "\n".join(f"{key.split('.', 1)[1]} = {value}" for key, value in TWO_ZONES.items()),
     }
 
 
-def iam_actions() -> list[dict[str, str]]:
-    """Per role, the actions and resources of the inline policy deploy attaches (from pipeline.cloud.iam)."""
+def retention() -> dict[str, int]:
+    """How long deploy keeps what piles up, read from the code and config that set it: log groups'
+    retention (project.log_retention_days), replaced S3 object versions, untagged ECR images."""
+    from pipeline.cloud.ecr import lifecycle_policy
+    from pipeline.cloud.s3 import NONCURRENT_DAYS
+
+    (rule,) = json.loads(lifecycle_policy())["rules"]
+    return {
+        "log_days": deploy_config().project.log_retention_days,
+        "noncurrent_days": NONCURRENT_DAYS,
+        "untagged_days": rule["selection"]["countNumber"],
+    }
+
+
+def _policies() -> list[tuple[str, dict[str, Any]]]:
     from pipeline.cloud.iam import lambda_policy, sagemaker_policy
     from pipeline.cloud.names import names_for
 
     names = names_for(deploy_config(), EXAMPLE_ACCOUNT)
-    roles = []
-    for role, document in (
+    return [
         ("SageMaker execution role (training job and endpoint)", sagemaker_policy(names)),
         ("Lambda proxy role", lambda_policy(names)),
-    ):
-        actions = []
-        for statement in document["Statement"]:
-            acts = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            actions.extend(acts)
-        roles.append({"role": role, "actions": ", ".join(sorted(set(actions)))})
-    return roles
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def unscoped_actions() -> list[str]:
+    """Actions the roles' policies grant on ``*`` (AWS offers no resource-level permission for them)."""
+    return sorted(
+        {
+            action
+            for _, document in _policies()
+            for statement in document["Statement"]
+            if statement["Resource"] == "*"
+            for action in _actions(statement)
+        }
+    )
+
+
+def iam_actions() -> list[dict[str, str]]:
+    """Per role, the actions of the inline policy deploy attaches (from pipeline.cloud.iam)."""
+    return [
+        {
+            "role": role,
+            "actions": ", ".join(sorted({a for st in document["Statement"] for a in _actions(st)})),
+        }
+        for role, document in _policies()
+    ]
 
 
 def error_table(openapi: Path = GATEWAY_OPENAPI) -> list[dict[str, str]]:

@@ -9,11 +9,13 @@ runtime. Free tiers, data transfer, storage, logs and taxes are left out, and th
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.cloud.config import DeployConfig
+from pipeline.cloud.lambda_function import ARCHITECTURE as LAMBDA_ARCHITECTURE
 
 PRICES_PATH = Path(__file__).resolve().parents[2] / "config" / "aws-prices.toml"
 # Assumed time one prediction takes, for the per-request lines. The serving container answers a
@@ -38,9 +40,9 @@ class PriceTable:
     training: dict[str, float]
     serverless_per_gb_second: float
     lambda_per_million_requests: float
-    lambda_per_gb_second: float
+    lambda_per_gb_second: dict[str, float]  # by architecture: x86_64, arm64
     rest_api_per_million_requests: float
-    sources: dict[str, str]
+    sources: dict[str, str]  # section (dotted, e.g. "lambda.duration.arm64") -> where its prices are from
     unconfirmed: tuple[str, ...]  # sections whose prices could not be checked on an AWS page
 
 
@@ -50,6 +52,7 @@ def load_prices(path: Path | None = None) -> PriceTable:
     try:
         doc = tomllib.loads(path.read_text())
         sm, lm, api = doc["sagemaker"], doc["lambda"], doc["apigateway"]
+        sections = dict(_sourced_sections(doc))
         return PriceTable(
             region=doc["meta"]["region"],
             taken=doc["meta"]["taken"],
@@ -58,15 +61,26 @@ def load_prices(path: Path | None = None) -> PriceTable:
             training={k: float(v) for k, v in sm["training"].items()},
             serverless_per_gb_second=float(sm["serverless"]["per_gb_second"]),
             lambda_per_million_requests=float(lm["per_million_requests"]),
-            lambda_per_gb_second=float(lm["per_gb_second"]),
+            lambda_per_gb_second={arch: float(row["per_gb_second"]) for arch, row in lm["duration"].items()},
             rest_api_per_million_requests=float(api["rest_per_million_requests"]),
-            sources={name: doc[name]["source"] for name in ("sagemaker", "lambda", "apigateway")},
-            unconfirmed=tuple(
-                name for name in ("sagemaker", "lambda", "apigateway") if not doc[name].get("confirmed")
-            ),
+            sources={name: section["source"] for name, section in sections.items()},
+            unconfirmed=tuple(name for name, section in sections.items() if not section["confirmed"]),
         )
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise PriceTableError(f"price table {path} is unreadable: {exc!r}") from None
+
+
+def _sourced_sections(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every table that names a source, by dotted name; each must also say whether it was confirmed."""
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            continue
+        name = f"{prefix}{key}"
+        if "source" in value:
+            if not isinstance(value.get("confirmed"), bool):
+                raise KeyError(f"{name}.confirmed (true or false) is missing")
+            yield name, value
+        yield from _sourced_sections(value, f"{name}.")
 
 
 @dataclass(frozen=True)
@@ -83,12 +97,14 @@ class CostEstimate:
     endpoint_monthly: float | None
     endpoint_ceiling_hourly: float | None
     endpoint_ceiling_monthly: float | None
-    # Per million requests, at ASSUMED_REQUEST_SECONDS each.
+    # Per million requests, at ASSUMED_REQUEST_SECONDS each; the Lambda at its architecture's price.
     serverless_per_million: float | None
+    lambda_architecture: str
     lambda_per_million: float
     api_per_million: float
-    # One training job running for its whole max_runtime_seconds.
+    # Training: per hour of the configured instances, and one job running its whole max_runtime_seconds.
     training_instance_type: str
+    training_hourly: float | None
     training_run: float | None
     assumptions: tuple[str, ...]
     missing: tuple[str, ...] = field(default_factory=tuple)
@@ -129,19 +145,21 @@ def estimate(config: DeployConfig, prices: PriceTable | None = None) -> CostEsti
             ceiling_hourly = price * ep.autoscaling_max
 
     training_price = prices.training.get(tr.instance_type)
-    training_run = None
+    training_hourly = training_run = None
     if training_price is None:
         missing.append(f"{tr.instance_type} (training)")
     else:
-        training_run = training_price * tr.instance_count * tr.max_runtime_seconds / 3600
+        training_hourly = training_price * tr.instance_count
+        training_run = training_hourly * tr.max_runtime_seconds / 3600
 
+    lambda_gb_second = prices.lambda_per_gb_second.get(LAMBDA_ARCHITECTURE)
+    if lambda_gb_second is None:
+        raise PriceTableError(f"the price table has no Lambda duration price for {LAMBDA_ARCHITECTURE}")
     lambda_gb_seconds = lm.memory_mb / 1024 * ASSUMED_REQUEST_SECONDS
-    lambda_per_million = (
-        prices.lambda_per_million_requests + lambda_gb_seconds * prices.lambda_per_gb_second * MILLION
-    )
+    lambda_per_million = prices.lambda_per_million_requests + lambda_gb_seconds * lambda_gb_second * MILLION
 
     assumptions = [
-        f"{ASSUMED_REQUEST_SECONDS * 1000:.0f} ms per request in Lambda"
+        f"{ASSUMED_REQUEST_SECONDS * 1000:.0f} ms per request in Lambda ({LAMBDA_ARCHITECTURE})"
         + (" and in the serverless endpoint" if ep.serverless else ""),
         "on-demand list prices; free tiers, data transfer, storage, logs and taxes not included",
         f"a month is {hours:g} hours",
@@ -159,9 +177,11 @@ def estimate(config: DeployConfig, prices: PriceTable | None = None) -> CostEsti
         endpoint_ceiling_hourly=ceiling_hourly,
         endpoint_ceiling_monthly=None if ceiling_hourly is None else ceiling_hourly * hours,
         serverless_per_million=serverless_per_million,
+        lambda_architecture=LAMBDA_ARCHITECTURE,
         lambda_per_million=lambda_per_million,
         api_per_million=prices.rest_api_per_million_requests,
         training_instance_type=tr.instance_type,
+        training_hourly=training_hourly,
         training_run=training_run,
         assumptions=tuple(assumptions),
         missing=tuple(missing),

@@ -23,9 +23,18 @@ from pipeline.cloud import deployer_policy
 from pipeline.cloud.checks import FAIL, OK, SKIPPED, WARN
 from pipeline.cloud.clients import Clients
 from pipeline.cloud.config import DeployConfig, load_config
-from pipeline.cloud.cost import ASSUMED_REQUEST_SECONDS, PRICES_PATH, estimate, hourly_cost, render
+from pipeline.cloud.cost import (
+    ASSUMED_REQUEST_SECONDS,
+    PRICES_PATH,
+    PriceTableError,
+    estimate,
+    hourly_cost,
+    load_prices,
+    render,
+)
 from pipeline.cloud.docker_check import DockerFacts, check_docker, probe_docker
 from pipeline.cloud.errors import CloudError
+from pipeline.cloud.lambda_function import ARCHITECTURE
 from pipeline.cloud.names import names_for
 from pipeline.cloud.permissions import PROBE, concrete, probes
 from pipeline.cloud.preflight import PreflightFailed, PreflightReport, run_preflight
@@ -178,7 +187,8 @@ def test_json_output_carries_every_check_and_the_cost_numbers(
     assert document["cost"]["endpoint_monthly"] == pytest.approx(price * 730)
     assert document["cost"]["endpoint_ceiling_hourly"] == pytest.approx(price * 4)
     assert document["cost"]["api_per_million"] == PRICES["apigateway"]["rest_per_million_requests"]
-    assert document["cost"]["unconfirmed"] == ["sagemaker"]
+    assert document["cost"]["unconfirmed"] == ["sagemaker", "lambda.duration.arm64"]
+    assert document["cost"]["lambda_architecture"] == "arm64"
 
 
 # --- quotas -----------------------------------------------------------------------------------
@@ -449,7 +459,7 @@ def test_serverless_cost_is_per_request_arithmetic_from_the_table() -> None:
     serverless = 2 * ASSUMED_REQUEST_SECONDS * PRICES["sagemaker"]["serverless"]["per_gb_second"] * 1e6
     lam = (
         PRICES["lambda"]["per_million_requests"]
-        + 0.5 * ASSUMED_REQUEST_SECONDS * PRICES["lambda"]["per_gb_second"] * 1e6
+        + 0.5 * ASSUMED_REQUEST_SECONDS * PRICES["lambda"]["duration"][ARCHITECTURE]["per_gb_second"] * 1e6
     )
     assert cost.serverless_per_million == pytest.approx(serverless)
     assert cost.lambda_per_million == pytest.approx(lam)
@@ -457,7 +467,55 @@ def test_serverless_cost_is_per_request_arithmetic_from_the_table() -> None:
         serverless + lam + PRICES["apigateway"]["rest_per_million_requests"]
     )
     assert cost.endpoint_hourly is None and hourly_cost(config(endpoint__mode="serverless")) == 0.0
-    assert "100 ms per request in Lambda and in the serverless endpoint" in "; ".join(cost.assumptions)
+    assert "100 ms per request in Lambda (arm64) and in the serverless endpoint" in "; ".join(
+        cost.assumptions
+    )
+
+
+def test_lambda_is_priced_at_the_deployed_functions_architecture() -> None:
+    cost = estimate(config(lambda__memory_mb=1024))
+    arm64 = PRICES["lambda"]["duration"]["arm64"]["per_gb_second"]
+    x86 = PRICES["lambda"]["duration"]["x86_64"]["per_gb_second"]
+    assert ARCHITECTURE == "arm64" and arm64 < x86
+    # 1 GB for ASSUMED_REQUEST_SECONDS, a million times, at the arm64 price (not the x86 one).
+    expected = PRICES["lambda"]["per_million_requests"] + ASSUMED_REQUEST_SECONDS * arm64 * 1e6
+    assert cost.lambda_architecture == "arm64"
+    assert cost.lambda_per_million == pytest.approx(expected)
+    assert cost.lambda_per_million != pytest.approx(
+        PRICES["lambda"]["per_million_requests"] + ASSUMED_REQUEST_SECONDS * x86 * 1e6
+    )
+
+
+def test_each_priced_section_says_whether_it_was_confirmed(tmp_path: Path) -> None:
+    prices = load_prices()
+    assert prices.unconfirmed == ("sagemaker", "lambda.duration.arm64")
+    assert set(prices.sources) == {
+        "sagemaker",
+        "lambda",
+        "lambda.duration.x86_64",
+        "lambda.duration.arm64",
+        "apigateway",
+    }
+    text = PRICES_PATH.read_text()
+    silent = tmp_path / "silent.toml"  # a sourced section that does not say whether it was confirmed
+    arm64 = text.index("[lambda.duration.arm64]")
+    silent.write_text(text[:arm64] + text[arm64:].replace("confirmed = false\n", "", 1))
+    with pytest.raises(PriceTableError, match=r"lambda\.duration\.arm64\.confirmed"):
+        load_prices(silent)
+
+
+def test_a_table_without_the_functions_architecture_is_no_estimate(
+    tmp_path: Path, shims: PreflightShims
+) -> None:
+    table = tmp_path / "x86-only.toml"
+    text = PRICES_PATH.read_text()
+    table.write_text(text[: text.index("[lambda.duration.arm64]")] + text[text.index("[apigateway]") :])
+    prices = load_prices(table)
+    with pytest.raises(PriceTableError, match="no Lambda duration price for arm64"):
+        estimate(config(), prices)
+    report, _ = preflight(boto3.Session(region_name="us-east-1"), prices=prices)
+    check = by_name(report)["cost"]
+    assert check.status == SKIPPED and "no Lambda duration price for arm64" in check.message
 
 
 def test_missing_instance_price_and_other_region_are_said_not_failed(shims: PreflightShims) -> None:
