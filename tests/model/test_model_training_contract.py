@@ -252,9 +252,12 @@ from pipeline import sagemaker_training as st
 
 st.STOP_GRACE_SECONDS = 1.0
 signal.signal(signal.SIGTERM, st._stop_handler(st.TrainingPaths(Path(sys.argv[1]))))
-print("ready", flush=True)
+announced = False
 while True:  # a library that catches everything, so TrainingStopped never reaches main()
     try:
+        if not announced:  # inside the try: a SIGTERM that lands during the print is swallowed too
+            print("ready", flush=True)
+            announced = True
         time.sleep(0.01)
     except BaseException:
         pass
