@@ -90,19 +90,21 @@ def plan(config: DeployConfig, options: DeployOptions) -> list[str]:
         steps.append(f"use existing model artifact {options.model_data}")
     else:
         steps.append(
-            f"S3 bucket {names.bucket}; upload {config.training.train_data}"
+            f"S3 bucket {names.bucket} (private, SSE-S3, TLS only, versioned); upload "
+            f"{config.training.train_data}"
             + (f" and {config.training.test_data}" if config.training.test_data else "")
             + f" under s3://{names.bucket}/{names.training_data_prefix}/"
         )
         steps.append(
             f"training job {names.training_job_prefix}-<digest>-<time> on {config.training.instance_count} x "
-            f"{config.training.instance_type} (reused if one with the same inputs completed)"
+            f"{config.training.instance_type} (reused if one with the same inputs completed and its model.tar.gz still exists)"
         )
     if ep.serverless:
         variant = f"serverless {ep.serverless_memory_mb} MB, max concurrency {ep.serverless_max_concurrency}"
     else:
         variant = f"{ep.initial_instance_count} x {ep.instance_type}"
     steps.append(
+        f"log group {names.endpoint_log_group} ({config.project.log_retention_days} days), then "
         f"model, endpoint config ({variant}) and endpoint {names.endpoint}: create, or blue/green update "
         f"with {ep.bake_seconds} s bake and rollback alarms {', '.join(names.rollback_alarms)}"
     )
