@@ -97,7 +97,8 @@ def plan(config: DeployConfig, options: DeployOptions) -> list[str]:
         )
         steps.append(
             f"training job {names.training_job_prefix}-<digest>-<time> on {config.training.instance_count} x "
-            f"{config.training.instance_type} (reused if one with the same inputs completed and its model.tar.gz still exists)"
+            f"{config.training.instance_type} (reused if one with the same inputs completed and its "
+            "model.tar.gz still exists)"
         )
     if ep.serverless:
         variant = f"serverless {ep.serverless_memory_mb} MB, max concurrency {ep.serverless_max_concurrency}"
