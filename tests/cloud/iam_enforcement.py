@@ -13,11 +13,12 @@ moto 5.2.5 checks each request's action against the caller's identity policies o
   makes the statement DENY, even an Allow.
 
 So the user holds a *projection* of the rendered deployer policy (``project``): the same actions,
-renamed where moto's names differ, with ``Resource: *`` (S3 keeps its bucket and key scope, which moto
-does check, plus the bucket for s3:DeleteObject) and without conditions. The projection only ever renames: an action missing from
-deployer.json has no moto name in it, so the call that needs it fails with AccessDenied. What the
-projection drops (resource scopes, conditions, implicit actions such as iam:PassRole) is checked by the
-static test in test_cloud_iam_enforced.py against the real policy.
+renamed where moto's names differ, with ``Resource: *`` (S3 keeps its bucket and key scope, which
+moto does check, plus the bucket for s3:DeleteObject) and without conditions. The projection only
+ever renames: an action missing from deployer.json has no moto name in it, so the call that needs
+it fails with AccessDenied. What the projection drops (resource scopes, conditions, implicit actions
+such as iam:PassRole) is checked by the static test in test_cloud_iam_enforced.py against the real
+policy.
 
 moto also fails its own signature check for body-less Lambda and API Gateway requests (GET/DELETE):
 it hashes its parsed request dict instead of the empty body, so every such call answers

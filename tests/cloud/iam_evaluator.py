@@ -35,7 +35,7 @@ def _matches(patterns: Any, value: str, case_sensitive: bool) -> bool:
 def _arn_like(pattern: str, value: str) -> bool:
     # ArnLike compares the six colon-separated fields one by one (the resource part keeps its colons).
     want, have = pattern.split(":", 5), value.split(":", 5)
-    return len(want) == len(have) == 6 and all(_wildcard(w, h, True) for w, h in zip(want, have))
+    return len(want) == len(have) == 6 and all(_wildcard(w, h, True) for w, h in zip(want, have, strict=True))
 
 
 _OPERATORS = {

@@ -7,9 +7,8 @@ and what they record is then checked against the real, resource-scoped policy.
 from __future__ import annotations
 
 import io
-from contextlib import redirect_stderr, redirect_stdout
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,15 @@ import boto3
 import pytest
 from cloud_stack import Stack
 from conftest import FAKE_ENV
-from iam_enforcement import ADMIN, Principal, create_user, enforced, install_signature_fix, project, unenforced
+from iam_enforcement import (
+    ADMIN,
+    Principal,
+    create_user,
+    enforced,
+    install_signature_fix,
+    project,
+    unenforced,
+)
 
 from pipeline.cli import main
 from pipeline.cloud import deployer_policy, preflight, status, teardown
@@ -90,14 +97,18 @@ def moto_environment() -> Iterator[pytest.MonkeyPatch]:
             yield mp
 
 
-def deployer_and_admin(config: DeployConfig, document: dict[str, Any] | None = None) -> tuple[Principal, Principal]:
+def deployer_and_admin(
+    config: DeployConfig, document: dict[str, Any] | None = None
+) -> tuple[Principal, Principal]:
     """The deployer (holding the projection of ``document``, default the rendered policy) and an admin."""
     document = document or deployer_policy.render(names_for(config, ACCOUNT))
     with unenforced():
         return create_user(project(document)), create_user(ADMIN)
 
 
-def enforced_stack(tmp: Path, config: DeployConfig, document: dict[str, Any] | None = None) -> tuple[Stack, Run]:
+def enforced_stack(
+    tmp: Path, config: DeployConfig, document: dict[str, Any] | None = None
+) -> tuple[Stack, Run]:
     """A Stack whose clients act as the deployer; SageMaker's and docker's own writes act as admin."""
     document = document or deployer_policy.render(names_for(config, ACCOUNT))
     deployer, admin = deployer_and_admin(config, document)
@@ -129,7 +140,9 @@ def _cli(*argv: str) -> str:
 def _preflight(stack: Stack, config: DeployConfig) -> None:
     report = preflight.run_preflight(config, stack.clients, Progress(stack.output), docker_probe=lambda: X86)
     if not report.ok:
-        raise AssertionError("preflight failed: " + "; ".join(f"{c.name}: {c.message}" for c in report.failures))
+        raise AssertionError(
+            "preflight failed: " + "; ".join(f"{c.name}: {c.message}" for c in report.failures)
+        )
 
 
 def _teardown(stack: Stack, config: DeployConfig, run: Run) -> None:
