@@ -51,12 +51,16 @@ class Stack:
     runner: RecordingRunner = field(default_factory=RecordingRunner)
     calls: list[tuple[str, str]] = field(default_factory=list)
     output: io.StringIO = field(default_factory=io.StringIO)
+    # Who plays SageMaker and docker (writes model.tar.gz, pushes the image); default: ``session``.
+    # With IAM enforced, an admin session here keeps those calls out of the deployer's record.
+    services: boto3.Session | None = None
 
     def __post_init__(self) -> None:
-        write_artifacts_like_a_training_job(self.session)
+        services = self.services or self.session
+        write_artifacts_like_a_training_job(self.session, writer=services)
         self.session.events.register("before-call.*.*", self._record)
         self.clients = Clients("us-east-1", self.session)
-        self.runner.ecr = self.client("ecr")
+        self.runner.ecr = services.client("ecr", region_name="us-east-1")
 
     def _record(self, model: Any, **kwargs: Any) -> None:
         self.calls.append((model.service_model.service_name, model.name))

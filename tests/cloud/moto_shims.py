@@ -93,18 +93,22 @@ def install(monkeypatch: pytest.MonkeyPatch) -> MotoShims:
     return shims
 
 
-def write_artifacts_like_a_training_job(session: Any) -> None:
-    """Register a hook on ``session``: after CreateTrainingJob, put model.tar.gz where the job would."""
+def write_artifacts_like_a_training_job(session: Any, writer: Any = None) -> None:
+    """Register a hook on ``session``: after CreateTrainingJob, put model.tar.gz where the job would.
+
+    The writing is done through ``writer`` (default ``session``): the training job's own identity.
+    """
+    writer = writer or session
 
     def after_create(http_response: Any, parsed: Any, model: Any, **kwargs: Any) -> None:
-        client = session.client("sagemaker", region_name="us-east-1")
+        client = writer.client("sagemaker", region_name="us-east-1")
         for summary in client.list_training_jobs()["TrainingJobSummaries"]:
             job = client.describe_training_job(TrainingJobName=summary["TrainingJobName"])
             if job["TrainingJobStatus"] != "Completed":
                 continue
             uri = job["ModelArtifacts"]["S3ModelArtifacts"]
             bucket, key = uri[5:].split("/", 1)
-            session.client("s3", region_name="us-east-1").put_object(
+            writer.client("s3", region_name="us-east-1").put_object(
                 Bucket=bucket, Key=key, Body=b"model.tar.gz"
             )
 

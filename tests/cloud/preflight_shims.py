@@ -7,7 +7,7 @@ response classes (like moto_shims.UpdateEndpoint), so they work in-process under
 
 SimulatePrincipalPolicy answers from the principal's real policies in moto's IAM backend (inline,
 attached and group policies of a user; inline and attached policies of a role), evaluated by the
-small evaluator below: Allow/Deny statements, Action/NotAction and Resource wildcards, and the
+small evaluator in iam_evaluator: Allow/Deny statements, Action/NotAction and Resource wildcards, and the
 StringEquals/StringLike conditions the deployer policy uses, against the request's context entries.
 The caller is taken to be the simulated principal (preflight always simulates itself): if that
 principal may not call iam:SimulatePrincipalPolicy on itself, the call is refused with AccessDenied.
@@ -15,14 +15,13 @@ principal may not call iam:SimulatePrincipalPolicy on itself, the call is refuse
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from iam_evaluator import evaluate
 
 SAGEMAKER = "sagemaker"
 
@@ -36,68 +35,10 @@ class PreflightShims:
     page_size: int = 2  # small, so that callers must follow NextToken
     quota_calls: list[tuple[str, str | None]] = field(default_factory=list)
     simulated: list[dict[str, Any]] = field(default_factory=list)
-
-
-# --- a small IAM policy evaluator ------------------------------------------------------------
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _matches(patterns: Any, value: str, case_sensitive: bool) -> bool:
-    for pattern in _as_list(patterns):
-        regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-        if re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE):
-            return True
-    return False
-
-
-def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, list[str]]) -> bool:
-    for operator, block in condition.items():
-        for key, expected in block.items():
-            actual = context.get(key.lower())
-            if not actual:
-                return False  # a key the request does not carry never satisfies a String* condition
-            if operator == "StringEquals":
-                ok = all(v in _as_list(expected) for v in actual)
-            elif operator == "StringLike":
-                ok = all(any(fnmatch.fnmatchcase(v, e) for e in _as_list(expected)) for v in actual)
-            else:
-                raise NotImplementedError(f"condition operator {operator} in a test policy")
-            if not ok:
-                return False
-    return True
-
-
-def _statement_applies(
-    statement: dict[str, Any], action: str, resource: str, context: dict[str, list[str]]
-) -> bool:
-    if "NotAction" in statement:
-        if _matches(statement["NotAction"], action, case_sensitive=False):
-            return False
-    elif not _matches(statement.get("Action", []), action, case_sensitive=False):
-        return False
-    if "NotResource" in statement:
-        if _matches(statement["NotResource"], resource, case_sensitive=True):
-            return False
-    elif not _matches(statement.get("Resource", []), resource, case_sensitive=True):
-        return False
-    return _condition_holds(statement.get("Condition", {}), context)
-
-
-def evaluate(
-    documents: list[dict[str, Any]], action: str, resource: str, context: dict[str, list[str]]
-) -> str:
-    """'allowed', 'explicitDeny' or 'implicitDeny', as IAM's identity-policy evaluation decides."""
-    allowed = False
-    for document in documents:
-        for statement in _as_list(document.get("Statement", [])):
-            if _statement_applies(statement, action, resource, context):
-                if statement["Effect"] == "Deny":
-                    return "explicitDeny"
-                allowed = True
-    return "allowed" if allowed else "implicitDeny"
+    # Policies to simulate for a principal ARN instead of what moto holds for it: under moto's IAM
+    # enforcement the user holds a projection of the deployer policy that moto can check, while
+    # SimulatePrincipalPolicy must answer for the real policy (see iam_enforcement).
+    documents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 # --- the principal's policies in moto's IAM backend ------------------------------------------
@@ -171,7 +112,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> PreflightShims:
         context: dict[str, list[str]] = {}
         for entry in self._get_param("ContextEntries") or []:
             context[entry["ContextKeyName"].lower()] = list(entry.get("ContextKeyValues", []))
-        documents = principal_documents(self.backend, source)
+        documents = shims.documents.get(source) or principal_documents(self.backend, source)
         if evaluate(documents, "iam:SimulatePrincipalPolicy", source, {}) != "allowed":
             raise AccessDeniedError(source, "iam:SimulatePrincipalPolicy")
         shims.simulated.append(
