@@ -204,7 +204,18 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
         ]
         for i in range(0, len(objects), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[i : i + 1000], "Quiet": True})
+            answer = s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": objects[i : i + 1000], "Quiet": True}
+            )
+            # DeleteObjects answers 200 even when keys were refused; in Quiet mode the refusals are all
+            # it returns, so they must be read, or the bucket only fails later as "not empty".
+            errors = answer.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise CloudError(
+                    f"S3 refused to delete {len(errors)} object(s) in {bucket}, e.g. {first.get('Key')}: "
+                    f"{first.get('Code')}: {first.get('Message')}"
+                )
             deleted += len(objects[i : i + 1000])
     return deleted
 

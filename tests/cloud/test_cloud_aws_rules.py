@@ -305,3 +305,23 @@ def test_a_second_deploy_leaves_the_group_alone(stack: Stack) -> None:
     mark = len(stack.calls)
     stack.deploy()
     assert [c for c in stack.mutating_calls(mark) if c[0] == "resource-groups"] == []
+
+
+def test_objects_s3_refuses_to_delete_are_reported_not_ignored(stack: Stack, monkeypatch) -> None:
+    from pipeline.cloud import s3 as s3_module
+    from pipeline.cloud.errors import CloudError
+
+    stack.deploy()
+    client = stack.clients.s3
+    real = client.delete_objects
+
+    def refuse_one(**kwargs):
+        answer = real(**kwargs)
+        first = kwargs["Delete"]["Objects"][0]["Key"]
+        return {**answer, "Errors": [{"Key": first, "Code": "AccessDenied", "Message": "Access Denied"}]}
+
+    monkeypatch.setattr(client, "delete_objects", refuse_one)
+    with pytest.raises(
+        CloudError, match=r"S3 refused to delete 1 object\(s\) in .*AccessDenied: Access Denied"
+    ):
+        s3_module.delete_prefix(client, BUCKET, "adult-income/")

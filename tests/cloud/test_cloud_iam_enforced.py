@@ -38,8 +38,7 @@ from pipeline.cloud.names import names_for
 
 # Actions the policy holds that no call of the recorded runs needs, and why each stays (for now).
 UNTESTED_PATH = "called by pipeline/cloud on a path the moto runs do not take"
-EVIDENCE = "for `make aws-evidence` / status reads (no code calls it yet)"
-UNUSED = "no code in pipeline/ calls it: candidate for removal"
+EVIDENCE = "called by pipeline/cloud/evidence.py (`make aws-evidence`), which the enforced runs do not run"
 NOT_EXERCISED = {
     "iam:UpdateAssumeRolePolicy": UNTESTED_PATH + " (trust policy of an existing role changed)",
     "iam:DetachRolePolicy": UNTESTED_PATH + " (someone attached a managed policy to a project role)",
@@ -48,7 +47,6 @@ NOT_EXERCISED = {
     "lambda:UpdateFunctionConfiguration": UNTESTED_PATH + " (a Lambda setting changed)",
     "resource-groups:UpdateGroupQuery": UNTESTED_PATH + " (the group's query changed)",
     "sagemaker:StopTrainingJob": UNTESTED_PATH + " (teardown while a job runs; moto's jobs end at once)",
-    "tag:GetResources": UNTESTED_PATH + " (resource_group.members; status does not call it yet)",
     "cloudwatch:GetMetricData": EVIDENCE,
     "cloudwatch:GetMetricStatistics": EVIDENCE,
     "cloudwatch:ListMetrics": EVIDENCE,
@@ -56,21 +54,8 @@ NOT_EXERCISED = {
     "logs:FilterLogEvents": EVIDENCE,
     "logs:GetLogEvents": EVIDENCE,
     "application-autoscaling:DescribeScalingActivities": EVIDENCE,
-    "servicequotas:GetServiceQuota": UNUSED,
-    "servicequotas:GetAWSDefaultServiceQuota": UNUSED,
-    "iam:GetUser": UNUSED,
-    "ecr:GetDownloadUrlForLayer": UNUSED + " (docker pull only)",
-    "cloudwatch:ListTagsForResource": UNUSED,
-    "lambda:GetFunctionConfiguration": UNUSED,
-    "lambda:ListTags": UNUSED,
-    "logs:ListTagsForResource": UNUSED,
-    "logs:TagLogGroup": UNUSED + " (older name of logs:TagResource)",
-    "resource-groups:GetTags": UNUSED,
-    "s3:GetBucketPublicAccessBlock": UNUSED,
-    "s3:GetEncryptionConfiguration": UNUSED,
-    "s3:GetLifecycleConfiguration": UNUSED,
-    "sagemaker:ListEndpoints": UNUSED,
-    "sagemaker:ListTags": UNUSED,
+    "logs:TagLogGroup": "older name of logs:TagResource for tagging a log group on creation; kept so a "
+    "deploy cannot fail on whichever of the two CloudWatch Logs checks (unverified which)",
 }
 
 
