@@ -63,13 +63,17 @@ def record(
     exports = use_key(recorder, api, key_file)  # from here on every output is scrubbed of the key
     scratch = destination.with_name(f".{destination.name}.recording")
     shutil.rmtree(scratch, ignore_errors=True)
-    saved = [_deploy_output(recorder, deploy_log, key_file, scratch)]
-    _succeeded(recorder.run("python -m pipeline status"), "InService")
-    saved.append(
-        save(recorder.capture("01_status", "The AWS deployment ('pipeline status')", WHERE), scratch)
-    )
-    saved += record_requests(recorder, exports, WHERE, scratch, "the AWS API Gateway")
-    saved += _aws_sessions(recorder, exports, scratch, metrics_wait_s)
+    try:
+        saved = [_deploy_output(recorder, deploy_log, key_file, scratch)]
+        _succeeded(recorder.run("python -m pipeline status"), "InService")
+        saved.append(
+            save(recorder.capture("01_status", "The AWS deployment ('pipeline status')", WHERE), scratch)
+        )
+        saved += record_requests(recorder, exports, WHERE, scratch, "the AWS API Gateway")
+        saved += _aws_sessions(recorder, exports, scratch, metrics_wait_s)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)  # a failed recording leaves the previous one as it was
+        raise
     shutil.rmtree(destination, ignore_errors=True)
     scratch.rename(destination)
     return [destination / p.name for p in saved]
