@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +48,14 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    # The server shares moto's in-process state with every other moto use in this process: start and
+    # leave it empty, so no test sees another's stack.
+    reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
     try:
         yield url
     finally:
+        urllib.request.urlopen(reset, timeout=10).close()
         server.stop()
 
 
@@ -348,3 +354,37 @@ def test_makefile_aws_targets_run_the_commands_and_never_show_a_key() -> None:
     down = makefile.split("\naws-down:", 1)[1].split("\n\n", 1)[0]
     assert "teardown --yes" in down and "verify-gone" in down and "exit $$(( torn || gone ))" in down
     assert "-m docs.report.cloud_session" in makefile.split("\naws-evidence:", 1)[1].split("\n\n", 1)[0]
+
+
+# --- the README's Status line tells the truth about the AWS captures ------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+NOT_YET = "**not yet** verified on a live AWS account"
+
+
+def readme_status_problem(readme: str, captures: Path) -> str | None:
+    """Why the README's Status paragraph contradicts ``captures`` (AWS captures present?), or None."""
+    head = readme.split("\n## ", 1)[0]  # the Status line belongs above the first section
+    paragraphs = [p for p in head.split("\n\n") if p.startswith("**Status:**")]
+    if len(paragraphs) != 1:
+        return "the README needs exactly one '**Status:**' paragraph above its first section"
+    status = " ".join(paragraphs[0].split())
+    live = any(captures.glob("*.json"))
+    if not live and NOT_YET not in status:
+        return f"no AWS captures in {captures}, so the Status must say {NOT_YET!r}"
+    if live and ("not yet" in status or "live AWS account" not in status):
+        return f"{captures} holds AWS captures, so the Status must say it was verified on a live AWS account"
+    return None
+
+
+def test_readme_status_line_matches_the_aws_captures(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme_status_problem(readme, REPO / "docs" / "report" / "captures" / "cloud") is None
+    # The check can fail both ways: the same README against the other state of the captures.
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "00_deploy.json").write_text("{}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    has_live_captures = any((REPO / "docs" / "report" / "captures" / "cloud").glob("*.json"))
+    assert readme_status_problem(readme, empty if has_live_captures else live) is not None
