@@ -131,6 +131,8 @@ def _deploy_output(recorder: Recorder, deploy_log: Path, key_file: Path, destina
 
 def _aws_sessions(recorder: Recorder, exports: str, destination: Path, metrics_wait_s: float) -> list[Path]:
     """Throttling, DescribeEndpoint, the usage plan, a metric read and the Lambda's log tail."""
+    from pipeline.cloud.evidence import BURST_CONCURRENCY, BURST_FACTOR
+
     saved = []
     recorder.run(exports)
     recorder.run('python -m pipeline evidence burst "$API/health"', expect_status=429)
@@ -140,9 +142,9 @@ def _aws_sessions(recorder: Recorder, exports: str, destination: Path, metrics_w
                 "04_throttling",
                 "Throttling by the deployed usage plan: a bounded burst until the first 429",
                 WHERE,
-                notes="GET /health (the Lambda answers it without calling the model) with the key, 16 at a "
-                "time, at most three times the plan's burst limit; it stops issuing at the first 429, "
-                "which API Gateway answers before the Lambda runs.",
+                notes="GET /health (the Lambda answers it without calling the model) with the key, "
+                f"{BURST_CONCURRENCY} at a time, at most {BURST_FACTOR} times the plan's burst limit; it "
+                "stops issuing at the first 429, which API Gateway answers before the Lambda runs.",
             ),
             destination,
         )

@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     burst.add_argument(
         "--key-file", type=Path, help="file holding the key (default .secrets/<prefix>-default.key)"
     )
-    burst.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
+    burst.add_argument("--concurrency", type=int, help="requests in flight at once (default 32)")
     burst.set_defaults(func=run_burst)
 
     metrics = actions.add_parser(
@@ -121,22 +121,24 @@ def run_usage_plan(args: argparse.Namespace) -> int:
 def run_burst(args: argparse.Namespace) -> int:
     from pipeline.cloud import keys
     from pipeline.cloud.errors import CloudError
-    from pipeline.cloud.evidence import burst, burst_cap, render_burst, usage_plan
+    from pipeline.cloud.evidence import BURST_CONCURRENCY, burst, burst_cap, render_burst, usage_plan
 
     _, clients, names = _stack(args)
     key_file = args.key_file or keys.secrets_dir() / f"{names.default_key}.key"
     if not key_file.is_file():
         raise CloudError(f"{key_file} is missing: create a key with `python -m pipeline keys create NAME`")
-    if args.concurrency < 1:
+    concurrency = BURST_CONCURRENCY if args.concurrency is None else args.concurrency
+    if concurrency < 1:
         raise CloudError("--concurrency must be at least 1")
     throttle = usage_plan(clients, names)["throttle"] or {}
     rate, limit = float(throttle.get("rateLimit", 0)), int(throttle.get("burstLimit", 0))
     if limit < 1:
         raise CloudError(f"usage plan {names.usage_plan} has no burst limit, so nothing would throttle")
-    print(f"key from {key_file} (value not shown)")
+    shown = key_file.relative_to(Path.cwd()) if key_file.is_relative_to(Path.cwd()) else key_file
+    print(f"key from {shown} (value not shown)")
     cap = burst_cap(limit)
-    result = burst(args.url, key_file.read_text().strip(), cap, args.concurrency)
-    print("\n".join(render_burst(result, args.url, rate, limit, args.concurrency)))
+    result = burst(args.url, key_file.read_text().strip(), cap, concurrency)
+    print("\n".join(render_burst(result, args.url, rate, limit, concurrency)))
     return 0 if result.first_throttled is not None else EXIT_FAILED
 
 
