@@ -4,7 +4,7 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 IMAGE ?= adult-income-byoc:latest
 
-.PHONY: help venv system-deps test lint demo down train eda evaluate image bench bench-load bench-fuzz report notebooks lock
+.PHONY: help venv system-deps test lint demo down train eda evaluate image bench bench-load bench-fuzz report notebooks lock aws-up aws-evidence aws-down
 
 help:
 	@echo "make demo   - the local end-to-end demo (container, local InvokeEndpoint, local API Gateway, requests)"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench-load / bench-fuzz - 100,000-request load run / 14,000 schemathesis cases"
 	@echo "make report - build docs/report.pdf from the current artifacts and a real local run"
 	@echo "make notebooks - execute notebooks/*.ipynb in place (local cloud path) and save their outputs"
+	@echo "make aws-up / aws-evidence / aws-down - deploy to your AWS account, record the report's captures"
+	@echo "               from it (then make report), tear it all down and prove nothing is left"
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt
 	rm -rf .venv
@@ -72,6 +74,25 @@ report: venv system-deps
 
 notebooks: venv system-deps
 	$(PY) -m docs.report.notebooks
+
+# The AWS path (your account, your credentials; docs/deploy.md). deploy runs preflight first and stops
+# before creating anything if a check fails; it ends with the invoke URL, the key file and the cost per
+# hour. Its output is saved for the report: deploy prints a key value only with --show-key, which this
+# target never passes (and the recording refuses a log that holds the key).
+AWS_DIR := build/aws
+
+aws-up: venv
+	@mkdir -p $(AWS_DIR)
+	set -o pipefail; { echo "== make aws-up: python -m pipeline deploy, $$(date -u '+%Y-%m-%d %H:%M UTC')"; \
+	  $(PY) -m pipeline deploy; } 2>&1 | tee $(AWS_DIR)/deploy.log
+
+aws-evidence: venv
+	$(PY) -m docs.report.cloud_session --deploy-log $(AWS_DIR)/deploy.log
+
+# Teardown, then a separate look (by name and by tag) that exits non-zero if anything is left.
+aws-down: venv
+	$(PY) -m pipeline teardown --yes; torn=$$?; $(PY) -m pipeline verify-gone; gone=$$?; \
+	  exit $$(( torn || gone ))
 
 lock:
 	rm -rf /tmp/lock-venv && python3 -m venv /tmp/lock-venv
