@@ -272,6 +272,18 @@ def _warnings(plan: CapacityPlan, prices: cost.PriceTable) -> list[str]:
             f"{plan.instance.name} is burstable: it sustains full CPU only while it has CPU credits, so "
             "these figures are an upper bound; use a non-burstable type (m5, c5, c6i) for steady load"
         )
+    if plan.configured_target > plan.target_per_minute:
+        out.append(
+            f"endpoint.autoscaling_target_invocations is {plan.configured_target:,}: above this plan's "
+            f"{plan.target_per_minute:,}, scale-out would start too late for the planned p99; set "
+            f"{plan.target_per_minute}"
+        )
+    elif plan.configured_target < plan.target_per_minute:
+        out.append(
+            f"endpoint.autoscaling_target_invocations is {plan.configured_target:,}: below this plan's "
+            f"{plan.target_per_minute:,}, the fleet scales out earlier (and costs more) than needed; set "
+            f"{plan.target_per_minute}"
+        )
     if plan.configured_max < plan.instances_at_target:
         out.append(
             f"endpoint.autoscaling_max is {plan.configured_max}: target tracking would need "
@@ -360,9 +372,7 @@ def render(plan: CapacityPlan) -> list[str]:
         f"monthly cost with the peak sustained all month ({plan.hours_per_month:g} h, "
         f"{plan.requests_per_month:,.0f} requests; {plan.price_region} list prices taken "
         f"{plan.price_taken}):",
-        f"  real-time: endpoint {plan.instances_at_target} x {i.name} {cost.usd(plan.realtime.endpoint)} "
-        f"+ API Gateway and Lambda {cost.usd(plan.realtime.gateway_and_lambda)} = "
-        f"{cost.usd(plan.realtime.total)}",
+        _realtime_line(plan),
         f"  serverless ({plan.serverless_memory_mb} MB, {plan.request_seconds:g} s per request, "
         f"{plan.serverless_concurrency:,} concurrent): endpoint {cost.usd(plan.serverless.endpoint)} "
         f"+ API Gateway and Lambda {cost.usd(plan.serverless.gateway_and_lambda)} = "
@@ -371,3 +381,12 @@ def render(plan: CapacityPlan) -> list[str]:
     ]
     lines += [f"warning: {w}" for w in plan.warnings]
     return lines
+
+
+def _realtime_line(plan: CapacityPlan) -> str:
+    fleet = f"{plan.instances_at_target} x {plan.instance.name}"
+    requests = f"API Gateway and Lambda {cost.usd(plan.realtime.gateway_and_lambda)}"
+    if plan.realtime.total is None:
+        return f"  real-time: endpoint {fleet}: no price in table; {requests}"
+    endpoint, total = cost.usd(plan.realtime.endpoint), cost.usd(plan.realtime.total)
+    return f"  real-time: endpoint {fleet} {endpoint} + {requests} = {total}"

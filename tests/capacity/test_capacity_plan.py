@@ -195,3 +195,14 @@ def test_the_instance_table_holds_the_documented_vcpus() -> None:
         "ml.t3.xlarge",
         "ml.t3.2xlarge",
     }
+
+
+def test_a_configured_target_other_than_the_plan_is_named_with_the_value_to_set(
+    bench_file, prices_file
+) -> None:
+    late = _plan(bench_file, prices_file, 1000, **{"endpoint.autoscaling_target_invocations": 60_000})
+    assert any("is 60,000: above this plan's 58,800" in w and w.endswith("set 58800") for w in late.warnings)
+    early = _plan(bench_file, prices_file, 1000, **{"endpoint.autoscaling_target_invocations": 600})
+    assert any("is 600: below this plan's 58,800" in w and w.endswith("set 58800") for w in early.warnings)
+    same = _plan(bench_file, prices_file, 1000, **{"endpoint.autoscaling_target_invocations": 58_800})
+    assert not any("autoscaling_target_invocations" in w for w in same.warnings)
