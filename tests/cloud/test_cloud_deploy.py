@@ -98,7 +98,7 @@ def test_deploy_creates_every_resource_with_the_configured_settings(stack: Stack
     [policy] = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert policy["PolicyType"] == "TargetTrackingScaling"
-    assert tracking["TargetValue"] == 600.0
+    assert tracking["TargetValue"] == float(stack.config().endpoint.autoscaling_target_invocations)
     assert (
         tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
         == "SageMakerVariantInvocationsPerInstance"
