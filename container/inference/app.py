@@ -147,7 +147,10 @@ def _error_response(error: ServingError) -> Response:
     timer: RequestTimer | None = g.get("timer")
     request_id = timer.fields["request_id"] if timer else None
     if timer is not None:
-        timer.note(error_code=error.code)
+        # Field names (never values), joined into one string that a log query can group by, rank the
+        # fields clients get wrong.
+        fields = sorted({d["field"] for d in error.details if isinstance(d.get("field"), str)})
+        timer.note(error_code=error.code, invalid_fields=",".join(fields) or None)
     status, body, headers = error_response_parts(error, request_id)
     return Response(body, status=status, headers=headers)
 

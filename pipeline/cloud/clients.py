@@ -95,6 +95,10 @@ class Clients:
         return self.client("apigateway")
 
     @cached_property
+    def sns(self) -> Any:
+        return self.client("sns")
+
+    @cached_property
     def resource_groups(self) -> Any:
         return self.client("resource-groups")
 

@@ -119,6 +119,21 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class AlarmsConfig:
+    # Who hears about an alarm: an email subscription to the stack's SNS topic ("" = no topic).
+    email: str = ""
+    # API Gateway 5XXError as a share of Count over 5 minutes.
+    api_5xx_percent: float = 1.0
+    # The latency SLO: API Gateway p99 Latency over it in 3 of 5 one-minute periods.
+    p99_latency_ms: int = 1000
+    # Lambda Errors / Throttles summed over 5 minutes.
+    lambda_errors: int = 1
+    lambda_throttles: int = 1
+    # Minutes the endpoint may run at endpoint.autoscaling_max instances before the alarm fires.
+    at_max_instances_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """The whole deployment configuration; ``source`` is the file it was read from."""
 
@@ -127,6 +142,7 @@ class DeployConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     source: Path | None = None
 
     def replace(self, **sections: Any) -> DeployConfig:
@@ -141,6 +157,7 @@ SECTIONS: dict[str, str] = {
     "endpoint": "endpoint",
     "lambda": "lambda_",
     "api": "api",
+    "alarms": "alarms",
 }
 
 
@@ -355,6 +372,29 @@ def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
     _range(p, "api.quota_limit", api.quota_limit, 1, 2**31 - 1)
     if api.quota_period not in ("DAY", "WEEK", "MONTH"):
         p.append(f"api.quota_period {api.quota_period!r} must be DAY, WEEK or MONTH")
+    p.extend(_alarm_problems(config.alarms))
+    return p
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _alarm_problems(al: AlarmsConfig) -> list[str]:
+    p: list[str] = []
+    if al.email and not _EMAIL.match(al.email):
+        p.append(
+            f"alarms.email {al.email!r} is not an email address (or leave it empty for no notifications)"
+        )
+    if not 0 < al.api_5xx_percent <= 100:
+        p.append(
+            f"alarms.api_5xx_percent ({al.api_5xx_percent}) must be a percentage above 0 and at most 100"
+        )
+    _range(p, "alarms.p99_latency_ms", al.p99_latency_ms, 1, API_GATEWAY_TIMEOUT_SECONDS * 1000)
+    _range(p, "alarms.lambda_errors", al.lambda_errors, 1, 1_000_000)
+    _range(p, "alarms.lambda_throttles", al.lambda_throttles, 1, 1_000_000)
+    _range(p, "alarms.at_max_instances_minutes", al.at_max_instances_minutes, 5, 1440)
+    if al.at_max_instances_minutes % 5:
+        p.append(f"alarms.at_max_instances_minutes ({al.at_max_instances_minutes}) must be a multiple of 5")
     return p
 
 

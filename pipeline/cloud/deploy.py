@@ -15,15 +15,18 @@ from pathlib import Path
 
 from pipeline.cloud import (
     alarms,
+    alerting,
     apigateway,
     autoscaling,
     cost,
+    dashboard,
     ecr,
     endpoint,
     iam,
     keys,
     lambda_function,
     log_groups,
+    log_queries,
     resource_group,
     s3,
 )
@@ -59,6 +62,7 @@ class DeployResult:
     key_file: Path | None = None
     image_uri: str = ""
     model_data: str = ""
+    dashboard_url: str = ""
     training_job: str | None = None
     actions: dict[str, str] = field(default_factory=dict)
 
@@ -130,6 +134,14 @@ def plan(config: DeployConfig, options: DeployOptions) -> list[str]:
     )
     steps.append(
         f"API key {names.default_key} on the plan if it has none (value to .secrets/, never printed)"
+    )
+    al = config.alarms
+    steps.append(
+        f"CloudWatch dashboard {names.dashboard}; alarms on API 5xx > {al.api_5xx_percent:g} %, p99 > "
+        f"{al.p99_latency_ms} ms, Lambda errors and throttles"
+        + ("" if ep.serverless else f", {al.at_max_instances_minutes} min at {ep.autoscaling_max} instances")
+        + (f", notifying {al.email} (SNS topic {names.alarm_topic})" if al.email else " (no notifications)")
+        + f"; Logs Insights queries under {names.query_folder}/"
     )
     return steps
 
@@ -317,6 +329,18 @@ def deploy(
             result.key_file = keys.write_secret(names.default_key, value, options.secrets_dir)
             progress.detail(f"created key {result.key_id}; value written to {result.key_file} (mode 0600)")
 
+    progress.step("Operations: alarms, dashboard, saved log queries")
+    topic = alerting.ensure_topic(clients.sns, names, config.alarms.email, progress)
+    alarm_arns = alerting.ensure_alarms(clients.cloudwatch, names, config, topic)
+    result.actions["dashboard"] = dashboard.ensure(clients.cloudwatch, names, config, alarm_arns)
+    saved_queries = log_queries.ensure(clients.logs, names)
+    result.dashboard_url = dashboard.url(names)
+    progress.detail(
+        f"{len(alarm_arns)} alarms ({'notifying ' + config.alarms.email if topic else 'no notifications'}), "
+        f"dashboard {names.dashboard} ({result.actions['dashboard']}), {len(saved_queries)} Logs Insights "
+        f"queries under {names.query_folder}/"
+    )
+
     _summary(result, config, names, progress)
     return result
 
@@ -429,6 +453,7 @@ def _summary(result: DeployResult, config: DeployConfig, names: Names, progress:
     progress.detail(f"cost:       {_cost_line(config)}")
     progress.detail(f"invoke URL: {result.invoke_url}/predict")
     progress.detail(f"health:     {result.invoke_url}/health")
+    progress.detail(f"dashboard:  {result.dashboard_url}")
     if result.key_id:
         where = result.key_file or "shown above"
         progress.detail(f"API key id: {result.key_id} (value: {where})")

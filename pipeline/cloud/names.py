@@ -140,6 +140,28 @@ class Names:
     def resource_group(self) -> str:
         return self.prefix
 
+    # --- operations --------------------------------------------------------------------------
+    @property
+    def dashboard(self) -> str:
+        return self.prefix
+
+    @property
+    def alarm_topic(self) -> str:
+        return f"{self.prefix}-alarms"
+
+    @property
+    def alarm_topic_arn(self) -> str:
+        return self.arn("sns", self.alarm_topic)
+
+    def operational_alarm(self, what: str) -> str:
+        """Name of the operational alarm watching ``what`` (e.g. 'api-5xx-rate')."""
+        return f"{self.prefix}-ops-{what}"
+
+    @property
+    def query_folder(self) -> str:
+        """Logs Insights saved queries are named '<folder>/<query>' (the console shows a folder)."""
+        return self.prefix
+
     # --- tags ------------------------------------------------------------------------------
     @property
     def tags(self) -> dict[str, str]:

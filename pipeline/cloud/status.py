@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.cloud import apigateway, autoscaling, endpoint, keys, log_groups, resource_group, s3
+from pipeline.cloud import (
+    alerting,
+    apigateway,
+    autoscaling,
+    dashboard,
+    endpoint,
+    keys,
+    log_groups,
+    log_queries,
+    resource_group,
+    s3,
+)
 from pipeline.cloud.clients import Clients, error_code
 from pipeline.cloud.config import DeployConfig
 from pipeline.cloud.names import names_for
@@ -68,6 +79,12 @@ def gather(config: DeployConfig, clients: Clients) -> dict[str, Any]:
     else:
         report["usage_plan"] = None
     report["resource_group"] = _group(clients, names)
+    report["operations"] = {
+        "dashboard": dashboard.url(names) if dashboard.exists(clients.cloudwatch, names) else None,
+        "alarms": alerting.states(clients.cloudwatch, names),
+        "notifications": names.alarm_topic if alerting.topic_exists(clients.sns, names) else None,
+        "saved_queries": log_queries.saved(clients.logs, names),
+    }
     return report
 
 
@@ -143,6 +160,19 @@ def render(report: dict[str, Any]) -> list[str]:
         row("api keys", ", ".join(f"{k['name']} ({k['id']})" for k in plan["keys"]) or "none")
     else:
         row("usage plan", None)
+    ops = report["operations"]
+    row("dashboard", ops["dashboard"])
+    if ops["alarms"]:
+        firing = sorted(name for name, state in ops["alarms"].items() if state == "ALARM")
+        row(
+            "alarms",
+            f"{len(ops['alarms'])}, "
+            + (f"IN ALARM: {', '.join(firing)}" if firing else "none in alarm")
+            + f"; notifications: {ops['notifications'] or 'none (alarms.email is empty)'}",
+        )
+    else:
+        row("alarms", None)
+    row("log queries", ", ".join(ops["saved_queries"]) or None)
     group = report["resource_group"]
     kinds: dict[str, int] = {}
     for member in group["members"]:

@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 
 from pipeline.cloud import (
     alarms,
+    alerting,
     apigateway,
     autoscaling,
+    dashboard,
     ecr,
     endpoint,
     iam,
     keys,
     lambda_function,
     log_groups,
+    log_queries,
     resource_group,
     s3,
     training_job,
@@ -77,6 +80,12 @@ def inventory(config: DeployConfig, clients: Clients) -> list[tuple[str, str]]:
     if lambda_function.function_exists(clients.lambda_, names):
         found.append(("Lambda function", names.function))
     found += [("alarm", a) for a in alarms.existing(clients.cloudwatch, names)]
+    found += [("alarm", a) for a in alerting.states(clients.cloudwatch, names)]
+    if dashboard.exists(clients.cloudwatch, names):
+        found.append(("dashboard", names.dashboard))
+    if alerting.topic_exists(clients.sns, names):
+        found.append(("SNS topic", names.alarm_topic))
+    found += [("saved log query", q) for q in log_queries.saved(clients.logs, names)]
     if ecr.repository_exists(clients.ecr, names):
         found.append(("ECR repository", names.repository))
     if s3.bucket_exists(clients.s3, names.bucket):
@@ -154,6 +163,10 @@ def _steps(
             lambda: lambda_function.delete_function(clients.lambda_, names),
         ),
         ("rollback alarms", lambda: alarms.delete_alarms(clients.cloudwatch, names)),
+        ("operational alarms", lambda: alerting.delete_alarms(clients.cloudwatch, names)),
+        (f"dashboard {names.dashboard}", lambda: dashboard.delete(clients.cloudwatch, names)),
+        (f"SNS topic {names.alarm_topic}", lambda: alerting.delete_topic(clients.sns, names)),
+        ("saved log queries", lambda: log_queries.delete(clients.logs, names)),
         (f"ECR repository {names.repository}", lambda: ecr.delete_repository(clients.ecr, names)),
         (f"S3 bucket {names.bucket}", lambda: _bucket(s3.delete_bucket(clients.s3, names))),
         (

@@ -7,6 +7,9 @@
   operator as matching, so the TLS-only statement (Deny when ``aws:SecureTransport`` is false) denies
   every request. boto3 always calls over HTTPS, so the shim drops exactly that statement from the
   evaluation, as AWS would find its condition false.
+* CloudWatch Logs Insights saved queries (``PutQueryDefinition``, ``DescribeQueryDefinitions``,
+  ``DeleteQueryDefinition``) are not implemented: a per-test store answers them like AWS (name
+  prefix filter; an update keeps its id).
 * Training jobs never run in moto: a botocore hook writes the ``model.tar.gz`` a real job would
   leave at its S3ModelArtifacts path, and ``fail_next_training_job`` makes the next job end Failed
   with a FailureReason (what SageMaker copies from /opt/ml/output/failure).
@@ -88,6 +91,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> MotoShims:
         return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
 
     monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
+    _install_query_definitions(monkeypatch)
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
     monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_training_job)
     return shims
@@ -113,3 +117,34 @@ def write_artifacts_like_a_training_job(session: Any, writer: Any = None) -> Non
             )
 
     session.events.register("after-call.sagemaker.CreateTrainingJob", after_create)
+
+
+def _install_query_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from moto.logs.responses import LogsResponse
+
+    store: dict[str, dict[str, Any]] = {}
+
+    def put_query_definition(self: Any) -> str:
+        query_id = self._get_param("queryDefinitionId") or str(uuid.uuid4())
+        store[query_id] = {
+            "queryDefinitionId": query_id,
+            "name": self._get_param("name"),
+            "queryString": self._get_param("queryString"),
+            "logGroupNames": self._get_param("logGroupNames") or [],
+        }
+        return json.dumps({"queryDefinitionId": query_id})
+
+    def describe_query_definitions(self: Any) -> str:
+        prefix = self._get_param("queryDefinitionNamePrefix") or ""
+        found = [q for q in store.values() if q["name"].startswith(prefix)]
+        return json.dumps({"queryDefinitions": sorted(found, key=lambda q: q["name"])})
+
+    def delete_query_definition(self: Any) -> str:
+        existed = store.pop(self._get_param("queryDefinitionId"), None) is not None
+        return json.dumps({"success": existed})
+
+    monkeypatch.setattr(LogsResponse, "put_query_definition", put_query_definition, raising=False)
+    monkeypatch.setattr(LogsResponse, "describe_query_definitions", describe_query_definitions, raising=False)
+    monkeypatch.setattr(LogsResponse, "delete_query_definition", delete_query_definition, raising=False)

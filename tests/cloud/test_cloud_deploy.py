@@ -88,7 +88,8 @@ def test_deploy_creates_every_resource_with_the_configured_settings(stack: Stack
     assert model["PrimaryContainer"]["Image"] == image
     assert model["PrimaryContainer"]["ModelDataUrl"] == result.model_data
     alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix="adult-income-")["MetricAlarms"]
-    assert {a["MetricName"] for a in alarms} == {"Invocation5XXErrors", "ModelLatency"}
+    rollback = [a for a in alarms if not a["AlarmName"].startswith("adult-income-ops-")]
+    assert {a["MetricName"] for a in rollback} == {"Invocation5XXErrors", "ModelLatency"}
 
     # --- autoscaling -------------------------------------------------------------------------
     aas = stack.client("application-autoscaling")
@@ -206,6 +207,7 @@ def test_second_deploy_changes_nothing(stack: Stack) -> None:
         "autoscaling": "unchanged",
         "lambda": "unchanged",
         "stage": "unchanged",
+        "dashboard": "unchanged",
     }
     assert len(stack.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 1
 

@@ -31,7 +31,10 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
     from preflight_shims import install
 
-    shims = install(monkeypatch)  # the server runs in this process, so the patches reach it
+    from moto_shims import install as install_moto_shims
+
+    install_moto_shims(monkeypatch)  # the server runs in this process, so the patches reach it
+    shims = install(monkeypatch)
     shims.applied.update({"ml.m5.large for endpoint usage": 4, "ml.m5.large for training job usage": 1})
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
