@@ -38,6 +38,7 @@ def register(subparsers: Any) -> None:
         "--since",
         help="only events from then on: ISO time (2024-05-01T12:00Z) or a span (90m, 24h, 7d)",
     )
+    parser.add_argument("--until", help="only events before then (same forms as --since)")
     parser.add_argument(
         "--model",
         type=Path,
@@ -70,12 +71,15 @@ def run_monitor_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, dict(parse_override(text) for text in args.overrides))
         since = parse_since(args.since) if args.since else None
+        until = parse_since(args.until) if args.until else None
         manifest = read_model_manifest(args.model)
         source = args.source or str(_default_source())
         if source.startswith("s3://"):
             events, files = read_s3(source, since)
         else:
             events, files = read_local(Path(source), since)
+        if until is not None:
+            events = [e for e in events if e.inference_time < until]
         thresholds = config.monitoring.thresholds()
         result = run_monitor(
             manifest, Schema.from_dict(manifest["schema"]), events, files, thresholds, source, since

@@ -55,7 +55,7 @@ class SourceError(RuntimeError):
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``--since``: an ISO date/time (UTC if no offset) or a span back from now (``90m``, ``24h``, ``7d``)."""
+    """``--since``/``--until``: an ISO date/time (UTC if no offset) or a span back from now (``24h``)."""
     now = now or datetime.now(UTC)
     span = re.fullmatch(r"\s*(\d+)\s*([mhd])\s*", text)
     if span:
@@ -65,7 +65,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
-            f"--since {text!r} is neither an ISO date/time (2024-05-01T12:00Z) nor a span (90m, 24h, 7d)"
+            f"{text!r} is neither an ISO date/time (2024-05-01T12:00Z) nor a span (90m, 24h, 7d)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
