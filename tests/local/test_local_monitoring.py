@@ -231,3 +231,59 @@ def test_a_shifted_mix_fires_and_names_the_features(replays) -> None:
 
 def test_schema_order_is_what_the_replay_sends() -> None:
     assert list(adult_test_frame().columns) == list(SCHEMA.names)
+
+
+@pytest.fixture
+def runtime_with_capture(stub_container, tmp_path: Path):
+    """Factory: an InvokeEndpoint server in this process in front of the stub, capturing to a folder."""
+    import threading
+
+    from pipeline.local.runtime import Endpoint, RuntimeConfig, make_server
+    from pipeline.monitoring.capture import CaptureSettings
+
+    servers = []
+
+    def start(root: Path, percentage: int = 100) -> tuple[str, object]:
+        config = RuntimeConfig(
+            endpoints={"ep": Endpoint("ep", stub_container.url)},
+            capture=CaptureSettings(root, percentage, seed=5),
+        )
+        server = make_server(config)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}", server.RequestHandlerClass.runtime
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+        server.RequestHandlerClass.runtime.close()
+
+
+def test_a_capture_write_failure_never_fails_the_invocation(runtime_with_capture, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    url, runtime = runtime_with_capture(blocked)
+    answer = requests.post(
+        f"{url}/endpoints/ep/invocations", data=b"1,2,3", headers={"Content-Type": "text/csv"}, timeout=10
+    )
+    assert answer.status_code == 200
+    writer = runtime.captures["ep"]
+    deadline = time.monotonic() + 5
+    while writer.failed == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert writer.written == 0
+
+
+def test_the_runtime_honours_the_sampling_percentage(runtime_with_capture, tmp_path: Path) -> None:
+    url, runtime = runtime_with_capture(tmp_path / "capture", percentage=20)
+    for _ in range(200):
+        answer = requests.post(
+            f"{url}/endpoints/ep/invocations", data=b"1,2,3", headers={"Content-Type": "text/csv"}, timeout=10
+        )
+        assert answer.status_code == 200
+    runtime.close()
+    events, _ = read_local(tmp_path / "capture")
+    assert 20 <= len(events) <= 60  # 20 % of 200, seeded
+    assert {e.endpoint_input["data"] for e in events} == {"1,2,3"}
