@@ -287,3 +287,17 @@ def test_the_runtime_honours_the_sampling_percentage(runtime_with_capture, tmp_p
     events, _ = read_local(tmp_path / "capture")
     assert 20 <= len(events) <= 60  # 20 % of 200, seeded
     assert {e.endpoint_input["data"] for e in events} == {"1,2,3"}
+
+
+@pytest.mark.parametrize("name", ["as-is", "shifted"])
+def test_the_figures_in_docs_monitoring_are_what_the_replays_give(replays, name: str) -> None:
+    """docs/monitoring.md quotes docs/monitoring/replay-*.json: a replay must reproduce them exactly."""
+    _, report, _, _ = replays[name]
+    documented = json.loads((REPO_ROOT / "docs" / "monitoring" / f"replay-{name}.json").read_text())
+    assert report["level"] == documented["level"] and report["records"] == documented["records"]
+    assert {k: v["psi"] for k, v in report["features"].items()} == {
+        k: v["psi"] for k, v in documented["features"].items()
+    }
+    assert report["prediction"]["psi"] == documented["prediction"]["psi"]
+    assert report["prediction"]["positive_rate"] == documented["prediction"]["positive_rate"]
+    assert report["findings"] == documented["findings"]
