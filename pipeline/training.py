@@ -168,6 +168,7 @@ def train_model(
 
     start = time.perf_counter()
     schema = schema_from_training(train)
+    baseline = _monitoring_baseline(train, schema, chosen, test_proba, threshold)
     onnx = export_with_parity_gate(pipeline, schema, threshold, test.frame if test is not None else None)
     durations["onnx_export"] = time.perf_counter() - start
     progress(f"engine: {onnx.engine} ({onnx.reason})")
@@ -193,6 +194,7 @@ def train_model(
                 "search": _search_summary(searched),
             },
             "metrics": metrics,
+            "baseline": baseline,
             "library_versions": library_versions(),
             "python_version": python_version(),
         }
@@ -227,6 +229,33 @@ def schema_from_training(train: Dataset, base: Schema = SCHEMA) -> Schema:
             feature = replace(feature, categories=tuple(seen))
         features.append(feature)
     return replace(base, features=tuple(features))
+
+
+def _monitoring_baseline(
+    train: Dataset,
+    schema: Schema,
+    chosen: CVResult | None,
+    test_proba: np.ndarray | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """The drift monitor's baseline (pipeline/monitoring/baseline.py): training features, and the
+    out-of-fold predictions of a full run (the held-out test predictions of a quick one)."""
+    from pipeline.monitoring.baseline import compute_baseline
+
+    if chosen is not None:
+        probabilities, source = chosen.oof, "out_of_fold"
+    elif test_proba is not None:
+        probabilities, source = test_proba, "test"
+    else:
+        probabilities, source = None, None
+    return compute_baseline(
+        train.X,
+        schema,
+        probabilities,
+        threshold,
+        data=f"training split ({', '.join(train.sources)})",
+        prediction_source=source,
+    )
 
 
 def _check_training_data(train: Dataset, config: TrainingConfig) -> None:

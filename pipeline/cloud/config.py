@@ -20,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+if TYPE_CHECKING:
+    from pipeline.monitoring.thresholds import Thresholds
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "deploy.toml"
 ENV_PREFIX = "ADULT_"
@@ -134,6 +137,51 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    # SageMaker Data Capture on the real-time endpoint (request and response), and locally in the
+    # local InvokeEndpoint. Serverless endpoints cannot capture (a Serverless Inference exclusion).
+    data_capture: bool = False
+    capture_sampling_percentage: int = 100
+    # Comma-separated media types captured as text (encoding CSV / JSON); any other is base64.
+    capture_csv_content_types: str = "text/csv"
+    capture_json_content_types: str = "application/json,application/jsonlines"
+    # Under the deployment's own key prefix: s3://<bucket>/<name_prefix>/<capture_s3_prefix>/...
+    capture_s3_prefix: str = "data-capture"
+    # Drift monitor thresholds (python -m pipeline monitor), see docs/monitoring.md.
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    missing_rate_alert: float = 0.05
+    unknown_rate_alert: float = 0.01
+    positive_rate_alert: float = 0.05
+    min_records: int = 500
+
+    def thresholds(self) -> Thresholds:
+        """The drift monitor's thresholds from these keys."""
+        from pipeline.monitoring.thresholds import Thresholds
+
+        return Thresholds(
+            self.psi_warn,
+            self.psi_alert,
+            self.missing_rate_alert,
+            self.unknown_rate_alert,
+            self.positive_rate_alert,
+            self.min_records,
+        )
+
+    @property
+    def csv_content_types(self) -> tuple[str, ...]:
+        return _media_types(self.capture_csv_content_types)
+
+    @property
+    def json_content_types(self) -> tuple[str, ...]:
+        return _media_types(self.capture_json_content_types)
+
+
+def _media_types(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """The whole deployment configuration; ``source`` is the file it was read from."""
 
@@ -143,6 +191,7 @@ class DeployConfig:
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     source: Path | None = None
 
     def replace(self, **sections: Any) -> DeployConfig:
@@ -158,6 +207,7 @@ SECTIONS: dict[str, str] = {
     "lambda": "lambda_",
     "api": "api",
     "alarms": "alarms",
+    "monitoring": "monitoring",
 }
 
 
@@ -257,6 +307,12 @@ def _layer(
 def _coerce(dotted: str, value: object, typ: type, origin: str, problems: list[str], default: Any) -> Any:
     """Convert ``value`` to ``typ`` (strings from env/CLI are parsed); on failure record and use default."""
     try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+            raise TypeError
         if typ is str:
             if not isinstance(value, str):
                 raise TypeError
@@ -283,7 +339,8 @@ def _coerce(dotted: str, value: object, typ: type, origin: str, problems: list[s
     raise AssertionError(f"unsupported config type {typ} for {dotted}")  # a programming error
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number"}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _with_origins(problem: str, origins: Mapping[str, str]) -> str:
@@ -347,7 +404,7 @@ def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
         )
     _range(p, "endpoint.serverless_max_concurrency", ep.serverless_max_concurrency, 1, 200)
     if ep.serverless:
-        p.extend(_serverless_problems(ep))
+        p.extend(_serverless_problems(ep, config.monitoring))
     _range(p, "endpoint.bake_seconds", ep.bake_seconds, 0, 3600)
 
     _range(p, "lambda.memory_mb", lm.memory_mb, 128, 10240)
@@ -373,6 +430,7 @@ def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
     if api.quota_period not in ("DAY", "WEEK", "MONTH"):
         p.append(f"api.quota_period {api.quota_period!r} must be DAY, WEEK or MONTH")
     p.extend(_alarm_problems(config.alarms))
+    p.extend(_monitoring_problems(config.monitoring))
     return p
 
 
@@ -398,15 +456,51 @@ def _alarm_problems(al: AlarmsConfig) -> list[str]:
     return p
 
 
+# DataCaptureConfig limits (SageMaker API reference): InitialSamplingPercentage 0-100; at most 10 CSV
+# and 10 JSON content types, each a type/subtype media type.
+_MEDIA_TYPE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.+-]*/[a-zA-Z0-9][a-zA-Z0-9.+-]*$")
+_S3_PREFIX = re.compile(r"^[a-zA-Z0-9!_.*'()/-]{1,200}$")
+
+
+def _monitoring_problems(m: MonitoringConfig) -> list[str]:
+    p: list[str] = []
+    _range(p, "monitoring.capture_sampling_percentage", m.capture_sampling_percentage, 0, 100)
+    for key, types in (
+        ("monitoring.capture_csv_content_types", m.csv_content_types),
+        ("monitoring.capture_json_content_types", m.json_content_types),
+    ):
+        bad = [t for t in types if not _MEDIA_TYPE.match(t) or len(t) > 256]
+        if bad:
+            p.append(f"{key}: {', '.join(map(repr, bad))} not a media type such as 'text/csv'")
+        if len(types) > 10:
+            p.append(f"{key} lists {len(types)} media types; SageMaker accepts at most 10")
+    if m.data_capture and not (m.csv_content_types or m.json_content_types):
+        p.append("monitoring.data_capture needs at least one CSV or JSON content type to capture as text")
+    if not _S3_PREFIX.match(m.capture_s3_prefix.strip("/")):
+        p.append(
+            f"monitoring.capture_s3_prefix {m.capture_s3_prefix!r} must be 1-200 of letters, digits and "
+            "!_.*'()/-"
+        )
+    # The monitor's own rules for its thresholds.
+    p.extend(f"monitoring.{problem}" for problem in m.thresholds().problems())
+    return p
+
+
 # Serverless Inference "feature exclusions" (SageMaker developer guide, "Deploy models with Amazon
 # SageMaker Serverless Inference"): no GPUs, no network isolation, no VPC, no data capture, no multiple
-# variants, no Model Monitor. Deploy never asks for the latter four on serverless; these are the rules a
-# configuration can break.
+# variants, no Model Monitor. Deploy never asks for VPC, isolation or more variants on serverless; these
+# are the rules a configuration can break.
 _GPU_FAMILIES = re.compile(r"^ml\.(g\d|p\d|inf\d|trn\d)")
 
 
-def _serverless_problems(ep: EndpointConfig) -> list[str]:
+def _serverless_problems(ep: EndpointConfig, monitoring: MonitoringConfig) -> list[str]:
     problems = []
+    if monitoring.data_capture:
+        problems.append(
+            "monitoring.data_capture is true but endpoint.mode is 'serverless': data capture is one of "
+            "the Serverless Inference feature exclusions (SageMaker does not capture for serverless "
+            "endpoints); set monitoring.data_capture=false or use endpoint.mode='realtime'"
+        )
     if _GPU_FAMILIES.match(ep.instance_type):
         problems.append(
             f"endpoint.instance_type {ep.instance_type!r} is an accelerated instance; Serverless Inference "

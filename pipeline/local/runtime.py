@@ -12,6 +12,9 @@ the SageMaker Python SDK) raises the same exceptions with the same fields as aga
   loading, or gone).
 
 Only the request headers InvokeEndpoint defines reach the container (SageMaker strips the rest).
+With ``--capture-dir`` it also does SageMaker Data Capture: sampled successful invocations are written
+as SageMaker's JSON Lines capture records under ``<dir>/<endpoint>/<variant>/yyyy/mm/dd/hh/``
+(:mod:`pipeline.monitoring.capture`), off the request path.
 Run it with ``python -m pipeline.local.runtime --endpoint NAME=http://127.0.0.1:PORT``.
 """
 
@@ -40,6 +43,7 @@ from pipeline.local.http_server import (
     write_port_file,
 )
 from pipeline.local.settings import SAGEMAKER_MAX_BODY_BYTES, load_local_settings
+from pipeline.monitoring.capture import DEFAULT_CSV_TYPES, DEFAULT_JSON_TYPES, CaptureSettings, CaptureWriter
 
 log = logging.getLogger("pipeline.local.runtime")
 
@@ -157,6 +161,8 @@ class RuntimeConfig:
     """Where the container's log is (named in ModelError messages, as SageMaker names CloudWatch)."""
     max_body_bytes: int = SAGEMAKER_MAX_BODY_BYTES
     max_connections: int = 32
+    capture: CaptureSettings | None = None
+    """Data capture for every endpoint (None: off)."""
 
 
 class Container:
@@ -228,6 +234,16 @@ class Runtime:
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
         self.containers = {name: Container(ep, config) for name, ep in config.endpoints.items()}
+        self.captures: dict[str, CaptureWriter] = {}
+        if config.capture is not None:
+            self.captures = {
+                name: CaptureWriter(config.capture, name, ep.variant) for name, ep in config.endpoints.items()
+            }
+
+    def close(self) -> None:
+        """Write the capture records still queued (at shutdown)."""
+        for writer in self.captures.values():
+            writer.close()
 
     def invoke(
         self, name: str, body: bytes, headers: Mapping[str, str]
@@ -267,6 +283,15 @@ class Runtime:
             ("x-Amzn-Invoked-Production-Variant", container.endpoint.variant),
         ]
         out += [(h, response.headers[h]) for h in RETURNED_HEADERS if response.headers.get(h)]
+        writer = self.captures.get(name)
+        if writer is not None:  # queues only: never delays or fails the answer
+            writer.offer(
+                body,
+                forwarded.get("Content-Type"),
+                response.data,
+                out[0][1],
+                forwarded.get("X-Amzn-SageMaker-Inference-Id"),
+            )
         return response.data, out
 
     def _container(self, name: str) -> Container:
@@ -374,6 +399,25 @@ def make_server(config: RuntimeConfig, port: int = 0, host: str = "127.0.0.1") -
     return LoopbackServer(host, port, handler)
 
 
+def _media_types(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _capture_settings(args: argparse.Namespace) -> CaptureSettings | None:
+    if args.capture_dir is None:
+        return None
+    try:
+        return CaptureSettings(
+            root=args.capture_dir,
+            sampling_percentage=args.capture_sampling,
+            csv_content_types=_media_types(args.capture_csv_types),
+            json_content_types=_media_types(args.capture_json_types),
+            seed=args.capture_seed,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"--capture-sampling: {exc}") from None
+
+
 def _parse_endpoint(text: str) -> Endpoint:
     name, sep, url = text.partition("=")
     if not sep or not name or not url:
@@ -401,6 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--log-hint", help="where the container log is (named in ModelError messages)")
+    parser.add_argument("--capture-dir", type=Path, help="turn on data capture, writing under this folder")
+    parser.add_argument("--capture-sampling", type=int, default=100, help="percent of invocations captured")
+    parser.add_argument("--capture-csv-types", default=",".join(DEFAULT_CSV_TYPES), help="comma-separated")
+    parser.add_argument("--capture-json-types", default=",".join(DEFAULT_JSON_TYPES), help="comma-separated")
+    parser.add_argument("--capture-seed", type=int, help="seed the sampling (tests)")
     args = parser.parse_args(argv)
     configure_logging("runtime")
     config = RuntimeConfig(
@@ -410,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         invocation_timeout_s=settings.invocation_timeout_s,
         ping_timeout_s=settings.ping_timeout_s,
         log_hint=args.log_hint,
+        capture=_capture_settings(args),
     )
     server = make_server(config, args.port)
     write_port_file(args.port_file, server.port)
@@ -418,7 +468,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.port,
         ", ".join(f"{e.name} -> {e.container_url}" for e in args.endpoint),
     )
-    return serve_until_signalled(server)
+    if config.capture is not None:
+        log.info(
+            "data capture: %d%% of invocations to %s", config.capture.sampling_percentage, config.capture.root
+        )
+    try:
+        return serve_until_signalled(server)
+    finally:
+        server.RequestHandlerClass.runtime.close()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ tests can shrink a 60 s timeout to one second).
 
 | Variable | Default | Meaning |
 |---|---|---|
-| ``LOCAL_RUN_DIR`` | ``<repo>/run`` | pid files, logs, the extracted model and ``stack.json`` |
+| ``LOCAL_RUN_DIR`` | ``<repo>/run`` | pid files, logs, extracted model, ``stack.json``, ``data-capture/`` |
 | ``LOCAL_SECRETS_DIR`` | ``<repo>/.secrets`` | the local API key store and the demo key (mode 0600) |
 | ``LOCAL_GATEWAY_PORT`` | ``8700`` | local API Gateway (a free port if taken; ``0``: always a free one) |
 | ``LOCAL_RUNTIME_PORT`` | ``8701`` | local InvokeEndpoint |
@@ -64,6 +64,11 @@ class LocalSettings:
     @property
     def log_dir(self) -> Path:
         return self.run_dir / "logs"
+
+    @property
+    def capture_dir(self) -> Path:
+        """Where the local InvokeEndpoint writes data capture files (the local DestinationS3Uri)."""
+        return self.run_dir / "data-capture"
 
     @property
     def keys_file(self) -> Path:

@@ -184,6 +184,7 @@ class Stack:
                 "--endpoint", f"{deployment.endpoint_name}={container_url}",
                 "--region", deployment.region,
                 "--log-hint", logs["container"],
+                *self._capture_args(deployment),
             ],
             self.settings.runtime_port,
         )  # fmt: skip
@@ -208,6 +209,19 @@ class Stack:
             docker_container=docker_id,
             pids={name: pid for name in MARKERS if (pid := self._live_pid(name)) is not None},
         )
+
+    def _capture_args(self, deployment: LocalDeployment) -> list[str]:
+        """The runtime's data capture flags, from the ``[monitoring]`` section (none when it is off)."""
+        monitoring = deployment.config.monitoring
+        if not monitoring.data_capture:
+            return []
+        self.say(f"data capture: {monitoring.capture_sampling_percentage}% to {self.settings.capture_dir}")
+        return [
+            "--capture-dir", str(self.settings.capture_dir),
+            "--capture-sampling", str(monitoring.capture_sampling_percentage),
+            "--capture-csv-types", ",".join(monitoring.csv_content_types),
+            "--capture-json-types", ",".join(monitoring.json_content_types),
+        ]  # fmt: skip
 
     def _container_mode(self) -> str:
         wanted = self.settings.container_mode
