@@ -20,6 +20,7 @@ from pipeline.cloud import (
     autoscaling,
     cost,
     dashboard,
+    data_capture,
     ecr,
     endpoint,
     iam,
@@ -135,6 +136,11 @@ def plan(config: DeployConfig, options: DeployOptions) -> list[str]:
     steps.append(
         f"API key {names.default_key} on the plan if it has none (value to .secrets/, never printed)"
     )
+    if config.monitoring.data_capture and not ep.serverless:
+        steps.append(
+            f"data capture of {config.monitoring.capture_sampling_percentage} % of invocations (request "
+            f"and response) to {data_capture.capture_destination(config, names)}/"
+        )
     al = config.alarms
     steps.append(
         f"CloudWatch dashboard {names.dashboard}; alarms on API 5xx > {al.api_5xx_percent:g} %, p99 > "
@@ -252,7 +258,12 @@ def deploy(
         sleep=sleep,
     )
     config_name = endpoint.ensure_endpoint_config(
-        clients.sagemaker, names, model_name, config.endpoint, progress
+        clients.sagemaker,
+        names,
+        model_name,
+        config.endpoint,
+        progress,
+        data_capture.data_capture_config(config, names),
     )
     alarm_names = alarms.ensure_alarms(clients.cloudwatch, names)
     paused: list[bool] = []

@@ -95,19 +95,31 @@ def production_variant(model_name: str, endpoint: EndpointConfig) -> dict[str, A
 
 
 def ensure_endpoint_config(
-    sagemaker: Any, names: Names, model_name: str, endpoint: EndpointConfig, progress: Progress
+    sagemaker: Any,
+    names: Names,
+    model_name: str,
+    endpoint: EndpointConfig,
+    progress: Progress,
+    data_capture: dict[str, Any] | None = None,
 ) -> str:
+    """The endpoint config for this variant (and data capture), named by a digest of both."""
     variant = production_variant(model_name, endpoint)
-    name = f"{names.endpoint_config_prefix}-{_digest(variant)}"
+    # Capture is part of the name: configs are immutable, so turning capture on must make a new one.
+    name = f"{names.endpoint_config_prefix}-{_digest([variant, data_capture] if data_capture else variant)}"
     try:
         sagemaker.describe_endpoint_config(EndpointConfigName=name)
         progress.detail(f"endpoint config {name} exists")
     except Exception as exc:
         if error_code(exc) != "ValidationException":
             raise
-        sagemaker.create_endpoint_config(
-            EndpointConfigName=name, ProductionVariants=[variant], Tags=names.tag_list()
-        )
+        request: dict[str, Any] = {
+            "EndpointConfigName": name,
+            "ProductionVariants": [variant],
+            "Tags": names.tag_list(),
+        }
+        if data_capture:
+            request["DataCaptureConfig"] = data_capture
+        sagemaker.create_endpoint_config(**request)
         progress.detail(f"created endpoint config {name}")
     return name
 

@@ -42,6 +42,7 @@ def gather(config: DeployConfig, clients: Clients) -> dict[str, Any]:
             "instances": variants[0].get("CurrentInstanceCount"),
             "serverless": variants[0].get("CurrentServerlessConfig"),
             "failure_reason": described.get("FailureReason"),
+            "data_capture": _capture(described),
         }
     else:
         report["endpoint"] = None
@@ -86,6 +87,17 @@ def gather(config: DeployConfig, clients: Clients) -> dict[str, Any]:
         "saved_queries": log_queries.saved(clients.logs, names),
     }
     return report
+
+
+def _capture(described: dict[str, Any]) -> dict[str, Any] | None:
+    capture = described.get("DataCaptureConfig") or {}
+    if not capture.get("EnableCapture"):
+        return None
+    return {
+        "destination": capture.get("DestinationS3Uri"),
+        "sampling_percentage": capture.get("CurrentSamplingPercentage"),
+        "status": capture.get("CaptureStatus"),
+    }
 
 
 def _group(clients: Clients, names: Any) -> dict[str, Any]:
@@ -141,6 +153,12 @@ def render(report: dict[str, Any]) -> list[str]:
         if ep["failure_reason"]:
             detail += f" - {ep['failure_reason']}"
         row("endpoint", detail)
+        capture = ep.get("data_capture")
+        if capture:
+            row(
+                "data capture",
+                f"{capture['sampling_percentage']} % to {capture['destination']} ({capture['status']})",
+            )
     else:
         row("endpoint", None)
     scaling = report["autoscaling"]

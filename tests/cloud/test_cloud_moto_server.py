@@ -29,9 +29,8 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/adult-income:prebuilt"
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
-    from preflight_shims import install
-
     from moto_shims import install as install_moto_shims
+    from preflight_shims import install
 
     install_moto_shims(monkeypatch)  # the server runs in this process, so the patches reach it
     shims = install(monkeypatch)
