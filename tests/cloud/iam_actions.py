@@ -79,6 +79,9 @@ TAG_ON_CREATE = {
     ("cloudwatch", "PutMetricAlarm"): ("Tags", "cloudwatch:TagResource"),
     ("application-autoscaling", "RegisterScalableTarget"): ("Tags", "application-autoscaling:TagResource"),
     ("resource-groups", "CreateGroup"): ("Tags", "resource-groups:Tag"),
+    # SNS: "To create a topic with tags you need sns:CreateTopic and sns:TagResource" (SNS developer
+    # guide, "Amazon SNS tags" / CreateTopic API reference).
+    ("sns", "CreateTopic"): ("Tags", "sns:TagResource"),
 }
 
 # Roles passed to a service: the call needs iam:PassRole on the role, with iam:PassedToService.
@@ -202,11 +205,28 @@ def _ecr(call: Call, names: Names) -> list[str]:
 
 
 def _cloudwatch(call: Call, names: Names) -> list[str]:
+    # Dashboards are global: arn:<partition>:cloudwatch::<account>:dashboard/<name> (CloudWatch's
+    # Service Authorization Reference page).
+    dashboards = call.params.get("DashboardNames") or [call.params.get("DashboardName")]
+    if dashboards != [None]:
+        return [names.arn("cloudwatch", f"dashboard/{d}", region="") for d in dashboards]
     alarms = call.params.get("AlarmNames") or [call.params.get("AlarmName")]
     if alarms != [None]:
         return [names.arn("cloudwatch", f"alarm:{a}") for a in alarms]
     if call.params.get("AlarmNamePrefix"):
         return [names.arn("cloudwatch", f"alarm:{call.params['AlarmNamePrefix']}*")]
+    return ["*"]
+
+
+def _sns(call: Call, names: Names) -> list[str]:
+    if call.params.get("TopicArn"):
+        return [call.params["TopicArn"]]
+    if call.params.get("SubscriptionArn"):  # <topic arn>:<subscription id>
+        return [call.params["SubscriptionArn"].rsplit(":", 1)[0]]
+    if call.params.get("ResourceArn"):
+        return [call.params["ResourceArn"]]
+    if call.params.get("Name"):
+        return [names.arn("sns", call.params["Name"])]
     return ["*"]
 
 
@@ -236,6 +256,7 @@ RESOURCES = {
     "cloudwatch": _cloudwatch,
     "resource-groups": _resource_groups,
     "apigateway": _apigateway,
+    "sns": _sns,
 }
 
 

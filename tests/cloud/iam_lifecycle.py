@@ -175,8 +175,11 @@ def _evidence(stack: Stack, run: Run, result: Any) -> None:
 
 
 def realtime_lifecycle(tmp: Path, mp: pytest.MonkeyPatch) -> Run:
-    """preflight → deploy → status → keys create/list/revoke → two re-deploys → teardown, enforced."""
-    config = load_config()
+    """preflight → deploy → status → keys create/list/revoke → two re-deploys → teardown, enforced.
+
+    Alarm notifications go to one address, then another (unsubscribe), then none (topic deleted).
+    """
+    config = load_config(overrides={"alarms.email": "oncall@example.com"})
     stack, run = enforced_stack(tmp, config)
     mp.setattr("pipeline.cloud.clients.Clients", lambda region, session=None: stack.clients)
     mp.setenv("SECRETS_DIR", str(tmp / "secrets"))
@@ -195,7 +198,11 @@ def realtime_lifecycle(tmp: Path, mp: pytest.MonkeyPatch) -> Run:
         _cli("keys", "revoke", key_id)
         run.log.append("keys")
         # a setting that needs a new endpoint config (blue/green UpdateEndpoint) ...
-        updated = stack.deploy(load_config(overrides={"endpoint.initial_instance_count": "2"}))
+        updated = stack.deploy(
+            load_config(
+                overrides={"endpoint.initial_instance_count": "2", "alarms.email": "team@example.com"}
+            )
+        )
         run.created["update actions"] = dict(updated.actions)
         # ... and an instance-type change (autoscaling deregistered around the update)
         changed = stack.deploy(load_config(overrides={"endpoint.instance_type": "ml.c5.large"}))
