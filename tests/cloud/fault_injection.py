@@ -122,7 +122,8 @@ def error_response(model: Any, kind: str, request: Any) -> AWSResponse:
     else:
         message = (
             f"User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: "
-            f"{service}:{model.name} because no identity-based policy allows the {service}:{model.name} action"
+            f"{service}:{model.name} because no identity-based policy allows the "
+            f"{service}:{model.name} action"
         )
     headers = {"x-amzn-RequestId": "fault-injected"}
     if protocol == "query":

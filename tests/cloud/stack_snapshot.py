@@ -152,16 +152,20 @@ def _s3(stack: Any) -> dict[str, Any]:
     for bucket in s3.list_buckets()["Buckets"]:
         name = bucket["Name"]
         buckets[name] = {
-            "policy": json.loads(_or_none(lambda: s3.get_bucket_policy(Bucket=name)["Policy"]) or "null"),
+            "policy": json.loads(
+                _or_none(lambda name=name: s3.get_bucket_policy(Bucket=name)["Policy"]) or "null"
+            ),
             "versioning": s3.get_bucket_versioning(Bucket=name).get("Status"),
             "encryption": _or_none(
-                lambda: s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]
+                lambda name=name: s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]
             ),
             "public_access_block": _or_none(
-                lambda: s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+                lambda name=name: s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
             ),
-            "lifecycle": _or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]),
-            "tags": _tag_dict(_or_none(lambda: s3.get_bucket_tagging(Bucket=name)["TagSet"]) or []),
+            "lifecycle": _or_none(
+                lambda name=name: s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+            ),
+            "tags": _tag_dict(_or_none(lambda name=name: s3.get_bucket_tagging(Bucket=name)["TagSet"]) or []),
             "versions": _versions(s3, name),
         }
     return buckets
@@ -264,7 +268,7 @@ def _lambda(stack: Any) -> dict[str, Any]:
     for summary in lam.list_functions()["Functions"]:
         name = summary["FunctionName"]
         config = lam.get_function_configuration(FunctionName=name)
-        policy = _or_none(lambda: json.loads(lam.get_policy(FunctionName=name)["Policy"])) or {}
+        policy = _or_none(lambda name=name: json.loads(lam.get_policy(FunctionName=name)["Policy"])) or {}
         functions[name] = {
             "config": {
                 k: config.get(k)
