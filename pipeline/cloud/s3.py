@@ -88,8 +88,14 @@ def _create_bucket(s3: Any, names: Names, progress: Progress) -> None:
     if names.region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
         params["CreateBucketConfiguration"] = {"LocationConstraint": names.region}
     s3.create_bucket(**params)
-    # Tagged at once: the tag is how a later run (and teardown) knows the bucket is deploy's.
-    s3.put_bucket_tagging(Bucket=names.bucket, Tagging={"TagSet": names.tag_list()})
+    # Tagged at once: the tag is how a later run (and teardown) tells deploy's bucket from one the
+    # user made. If tagging fails, the new, empty bucket is removed again, else the next run would
+    # take it for the user's and leave it without its protections.
+    try:
+        s3.put_bucket_tagging(Bucket=names.bucket, Tagging={"TagSet": names.tag_list()})
+    except Exception:
+        s3.delete_bucket(Bucket=names.bucket)
+        raise
     progress.detail(f"created bucket {names.bucket}")
 
 
@@ -217,16 +223,8 @@ def bucket_exists(s3: Any, bucket: str) -> bool:
 
 
 def is_ours(s3: Any, names: Names) -> bool:
-    """True if deploy created the bucket: it has deploy's own name for it (``<prefix>-<account>-<region>``,
-    which a run stopped between CreateBucket and PutBucketTagging leaves untagged) or the project tag."""
-    if names.bucket == default_bucket(names):
-        return True
+    """True if the bucket carries this project's tag (deploy created it)."""
     return _tagged(s3, names)
-
-
-def default_bucket(names: Names) -> str:
-    """The bucket deploy creates when ``project.bucket`` is not set."""
-    return f"{names.prefix}-{names.account_id}-{names.region}"
 
 
 def _tagged(s3: Any, names: Names) -> bool:
