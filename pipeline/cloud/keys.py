@@ -40,11 +40,36 @@ def create_key(apigateway: Any, names: Names, usage_plan_id: str, name: str) -> 
             raise CloudError(
                 f"a key named {key_name} already exists ({existing['id']}); revoke it or pick another name"
             )
-    key = apigateway.create_api_key(
-        name=key_name, description=f"{names.api} client key", enabled=True, tags=names.tags
-    )
+    # A run stopped between CreateApiKey and CreateUsagePlanKey left the key off the plan: take it
+    # rather than make a second one that teardown would have to find.
+    detached = [k for k in detached_keys(apigateway, names) if k["name"] == key_name]
+    if detached:
+        key = apigateway.get_api_key(apiKey=detached[0]["id"], includeValue=True)
+    else:
+        key = apigateway.create_api_key(
+            name=key_name, description=f"{names.api} client key", enabled=True, tags=names.tags
+        )
     apigateway.create_usage_plan_key(usagePlanId=usage_plan_id, keyId=key["id"], keyType="API_KEY")
     return key["id"], key["value"]
+
+
+def detached_keys(apigateway: Any, names: Names) -> list[dict[str, Any]]:
+    """This project's keys (its name prefix and tag) that are on no usage plan: id and name.
+
+    They are left by a deploy or teardown that stopped between the key and its plan attachment.
+    """
+    on_a_plan = {
+        item["id"]
+        for plan in apigateway.get_usage_plans(limit=500).get("items", [])
+        for item in apigateway.get_usage_plan_keys(usagePlanId=plan["id"], limit=500).get("items", [])
+    }
+    return [
+        {"id": key["id"], "name": key["name"]}
+        for key in apigateway.get_api_keys(nameQuery=f"{names.prefix}-", limit=500).get("items", [])
+        if key.get("name", "").startswith(f"{names.prefix}-")
+        and (key.get("tags") or {}).get("project") == names.prefix
+        and key["id"] not in on_a_plan
+    ]
 
 
 def list_keys(apigateway: Any, usage_plan_id: str) -> list[dict[str, Any]]:
@@ -71,6 +96,15 @@ def revoke_key(apigateway: Any, usage_plan_id: str, key_id: str) -> str:
     apigateway.delete_usage_plan_key(usagePlanId=usage_plan_id, keyId=key_id)
     apigateway.delete_api_key(apiKey=key_id)
     return keys[key_id]["name"]
+
+
+def delete_detached(apigateway: Any, names: Names) -> list[str]:
+    """Delete this project's keys that are on no usage plan; returns their names."""
+    deleted = []
+    for key in detached_keys(apigateway, names):
+        apigateway.delete_api_key(apiKey=key["id"])
+        deleted.append(key["name"])
+    return deleted
 
 
 def write_secret(name: str, value: str, directory: Path | None = None) -> Path:

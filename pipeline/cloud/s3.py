@@ -11,6 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+
 from pipeline.cloud.clients import error_code
 from pipeline.cloud.errors import CloudError
 from pipeline.cloud.names import Names
@@ -85,36 +88,69 @@ def _create_bucket(s3: Any, names: Names, progress: Progress) -> None:
     if names.region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
         params["CreateBucketConfiguration"] = {"LocationConstraint": names.region}
     s3.create_bucket(**params)
-    s3.put_public_access_block(
-        Bucket=names.bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    s3.put_bucket_encryption(
-        Bucket=names.bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    s3.put_bucket_tagging(Bucket=names.bucket, Tagging={"TagSet": names.tag_list()})
-    progress.detail(f"created bucket {names.bucket} (private, encrypted)")
+    # Tagged at once: the tag is how a later run (and teardown) tells deploy's bucket from one the
+    # user made. If tagging fails, the new, empty bucket is removed again, else the next run would
+    # take it for the user's and leave it without its protections.
+    try:
+        s3.put_bucket_tagging(Bucket=names.bucket, Tagging={"TagSet": names.tag_list()})
+    except Exception:
+        s3.delete_bucket(Bucket=names.bucket)
+        raise
+    progress.detail(f"created bucket {names.bucket}")
+
+
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
 def _ensure_protections(s3: Any, names: Names, progress: Progress) -> None:
+    # Each setting is checked on its own, so a run stopped half-way through them is completed by the
+    # next one instead of leaving the bucket without the rest.
+    if not _tagged(s3, names):
+        s3.put_bucket_tagging(Bucket=names.bucket, Tagging={"TagSet": names.tag_list()})
+    block = _read(lambda: s3.get_public_access_block(Bucket=names.bucket)["PublicAccessBlockConfiguration"])
+    if block != PUBLIC_ACCESS_BLOCK:
+        s3.put_public_access_block(Bucket=names.bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+        progress.detail(f"bucket {names.bucket}: public access blocked")
+    encryption = _read(
+        lambda: s3.get_bucket_encryption(Bucket=names.bucket)["ServerSideEncryptionConfiguration"]
+    )
+    if not encryption or not encryption.get("Rules"):
+        s3.put_bucket_encryption(Bucket=names.bucket, ServerSideEncryptionConfiguration=ENCRYPTION)
+        progress.detail(f"bucket {names.bucket}: encrypted at rest (SSE-S3)")
     wanted = tls_only_policy(names)
     if _bucket_policy(s3, names.bucket) != wanted:
         s3.put_bucket_policy(Bucket=names.bucket, Policy=json.dumps(wanted))
         progress.detail(f"bucket {names.bucket}: TLS-only policy (aws:SecureTransport)")
     if s3.get_bucket_versioning(Bucket=names.bucket).get("Status") != "Enabled":
         s3.put_bucket_versioning(Bucket=names.bucket, VersioningConfiguration={"Status": "Enabled"})
+        progress.detail(f"bucket {names.bucket}: versioning on")
+    rules = _read(lambda: s3.get_bucket_lifecycle_configuration(Bucket=names.bucket)["Rules"])
+    if not rules or not any(r.get("ID") == "expire-old-versions" for r in rules):
         s3.put_bucket_lifecycle_configuration(Bucket=names.bucket, LifecycleConfiguration=lifecycle_rules())
-        progress.detail(
-            f"bucket {names.bucket}: versioning on, old versions expire after {NONCURRENT_DAYS} days"
-        )
+        progress.detail(f"bucket {names.bucket}: old versions expire after {NONCURRENT_DAYS} days")
+
+
+# What S3 answers for a bucket setting that was never made (each setting has its own code).
+_NOT_SET = (
+    "NoSuchPublicAccessBlockConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchLifecycleConfiguration",
+)
+
+
+def _read(get: Any) -> Any:
+    try:
+        return get()
+    except Exception as exc:
+        if error_code(exc) in _NOT_SET:
+            return None
+        raise
 
 
 def _bucket_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
@@ -145,7 +181,14 @@ def upload_if_changed(s3: Any, bucket: str, key: str, path: Path, progress: Prog
     except Exception as exc:
         if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
-    s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {_SHA256_META: sha}})
+    try:
+        s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {_SHA256_META: sha}})
+    except S3UploadFailedError as exc:
+        # boto3's transfer manager re-raises the AWS error as a type of its own, with the ClientError
+        # as context; raise that, so the operation, code and bucket reach the message.
+        if isinstance(exc.__context__, ClientError):
+            raise exc.__context__ from None
+        raise CloudError(str(exc)) from exc
     progress.detail(f"uploaded {path.name} to s3://{bucket}/{key}")
     return True
 
@@ -181,6 +224,10 @@ def bucket_exists(s3: Any, bucket: str) -> bool:
 
 def is_ours(s3: Any, names: Names) -> bool:
     """True if the bucket carries this project's tag (deploy created it)."""
+    return _tagged(s3, names)
+
+
+def _tagged(s3: Any, names: Names) -> bool:
     try:
         tags = s3.get_bucket_tagging(Bucket=names.bucket)["TagSet"]
     except Exception as exc:

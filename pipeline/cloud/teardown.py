@@ -74,6 +74,10 @@ def inventory(config: DeployConfig, clients: Clients) -> list[tuple[str, str]]:
         found += [
             ("API key", f"{k['name']} ({k['id']})") for k in keys.list_keys(clients.apigateway, plan["id"])
         ]
+    found += [
+        ("API key (on no plan)", f"{k['name']} ({k['id']})")
+        for k in keys.detached_keys(clients.apigateway, names)
+    ]
     api = apigateway.find_rest_api(clients.apigateway, names.api)
     if api:
         found.append(("REST API", f"{names.api} ({api['id']})"))
@@ -157,6 +161,7 @@ def _steps(
             "usage plan and API keys",
             lambda: _counted(apigateway.delete_usage_plan(clients.apigateway, names)),
         ),
+        ("API keys on no usage plan", lambda: keys.delete_detached(clients.apigateway, names)),
         ("REST API", lambda: apigateway.delete_rest_api(clients.apigateway, names)),
         (
             f"Lambda function {names.function}",

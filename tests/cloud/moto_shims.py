@@ -98,23 +98,24 @@ def install(monkeypatch: pytest.MonkeyPatch) -> MotoShims:
 
 
 def write_artifacts_like_a_training_job(session: Any, writer: Any = None) -> None:
-    """Register a hook on ``session``: after CreateTrainingJob, put model.tar.gz where the job would.
+    """Register a hook on ``session``: after CreateTrainingJob, put model.tar.gz where that job would.
 
-    The writing is done through ``writer`` (default ``session``): the training job's own identity.
+    Only the job just created: an older job's artifact that is gone (teardown deletes the bucket, but
+    SageMaker keeps the job history) must stay gone, as it would in AWS. The writing is done through
+    ``writer`` (default ``session``): the training job's own identity.
     """
     writer = writer or session
 
     def after_create(http_response: Any, parsed: Any, model: Any, **kwargs: Any) -> None:
+        if http_response.status_code >= 300:  # refused: no job, no artifact
+            return
         client = writer.client("sagemaker", region_name="us-east-1")
-        for summary in client.list_training_jobs()["TrainingJobSummaries"]:
-            job = client.describe_training_job(TrainingJobName=summary["TrainingJobName"])
-            if job["TrainingJobStatus"] != "Completed":
-                continue
-            uri = job["ModelArtifacts"]["S3ModelArtifacts"]
-            bucket, key = uri[5:].split("/", 1)
-            writer.client("s3", region_name="us-east-1").put_object(
-                Bucket=bucket, Key=key, Body=b"model.tar.gz"
-            )
+        job = client.describe_training_job(TrainingJobName=parsed["TrainingJobArn"].split("/")[-1])
+        if job["TrainingJobStatus"] != "Completed":
+            return
+        uri = job["ModelArtifacts"]["S3ModelArtifacts"]
+        bucket, key = uri[5:].split("/", 1)
+        writer.client("s3", region_name="us-east-1").put_object(Bucket=bucket, Key=key, Body=b"model.tar.gz")
 
     session.events.register("after-call.sagemaker.CreateTrainingJob", after_create)
 

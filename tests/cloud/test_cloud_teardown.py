@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cloud_stack import Stack
+from stack_snapshot import leftovers
 
 from pipeline.cloud.progress import Progress
 from pipeline.cloud.teardown import inventory, teardown
@@ -57,6 +58,9 @@ def assert_nothing_left(stack: Stack) -> None:
     assert apigw.get_rest_apis()["items"] == []
     assert apigw.get_usage_plans()["items"] == []
     assert apigw.get_api_keys()["items"] == []
+    # and the rest, in every service: object versions, the resource group, Lambda permissions (they
+    # go with the function), running training jobs; only the account-wide training log group stays.
+    assert leftovers(stack) == {}
 
 
 def test_teardown_after_deploy_leaves_nothing(stack: Stack) -> None:
