@@ -14,6 +14,8 @@ import math
 import sys
 from typing import Any
 
+from pipeline.commands import deploy_config
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -35,6 +37,7 @@ def register(subparsers: Any) -> None:
     """Add ``capacity`` to ``python -m pipeline``."""
     parser = subparsers.add_parser(
         "capacity",
+        parents=[deploy_config.options("endpoint.instance_type=ml.c5.xlarge")],
         help="instances, autoscaling target, throttle, Lambda concurrency and cost for a peak load",
         description="Turn the measured per-instance throughput (bench/results/engines.json) into a "
         "capacity plan for a peak load on the configured endpoint instance type.",
@@ -52,15 +55,6 @@ def register(subparsers: Any) -> None:
         metavar="M",
         help="plan on the highest measured throughput whose p99 (at the container) is within M ms",
     )
-    parser.add_argument("--config", metavar="PATH", help="deploy configuration (default: config/deploy.toml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting, e.g. --set endpoint.instance_type=ml.c5.xlarge (repeatable)",
-    )
     parser.add_argument(
         "--bench", metavar="PATH", help="benchmark result (default: bench/results/engines.json)"
     )
@@ -76,12 +70,12 @@ def run_capacity(args: argparse.Namespace) -> int:
     from pipeline.capacity.errors import CapacityError, UnknownInstanceType
     from pipeline.capacity.measurement import read_measurement
     from pipeline.capacity.plan import make_plan, render
-    from pipeline.cloud.config import ConfigError, load_config, parse_override
+    from pipeline.cloud.config import ConfigError
     from pipeline.cloud.cost import PriceTableError
 
     # The one place errors become exit statuses: configuration problems are usage errors.
     try:
-        config = load_config(args.config, dict(parse_override(text) for text in args.overrides))
+        config = deploy_config.load(args)
         measurement = read_measurement(Path(args.bench) if args.bench else None, args.engine)
         plan = make_plan(args.peak_rps, config, p99_ms=args.p99_ms, measurement=measurement)
     except (ConfigError, UnknownInstanceType) as exc:

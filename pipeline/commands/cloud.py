@@ -12,22 +12,15 @@ import json
 import sys
 from typing import Any
 
+from pipeline.commands import deploy_config
+
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
 def register(subparsers: Any) -> None:
     """Add the cloud subcommands to ``python -m pipeline``."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="deploy configuration (default: config/deploy.toml)")
-    common.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting, e.g. --set endpoint.mode=serverless (repeatable)",
-    )
+    common = deploy_config.options()
 
     deploy = subparsers.add_parser(
         "deploy",
@@ -95,13 +88,6 @@ def register(subparsers: Any) -> None:
     teardown.set_defaults(func=run_teardown)
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from pipeline.cloud.config import load_config, parse_override
-
-    overrides = dict(parse_override(text) for text in args.overrides)
-    return load_config(args.config, overrides)
-
-
 def _guarded(run: Any) -> Any:
     """Run a command body, turning expected failures into a message on stderr and an exit status."""
 
@@ -142,7 +128,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         preflight=not args.skip_preflight,
     )
-    deploy(_config(args), options)
+    deploy(deploy_config.load(args), options)
     return 0
 
 
@@ -151,7 +137,7 @@ def run_status(args: argparse.Namespace) -> int:
     from pipeline.cloud.clients import Clients
     from pipeline.cloud.status import gather, render
 
-    config = _config(args)
+    config = deploy_config.load(args)
     report = gather(config, Clients(config.project.region))
     print(json.dumps(report, indent=2, default=str) if args.json else "\n".join(render(report)))
     return 0
@@ -162,7 +148,7 @@ def _cloud_keys(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from pipeline.cloud.clients import Clients
     from pipeline.cloud.names import names_for
 
-    config = _config(args)
+    config = deploy_config.load(args)
     clients = Clients(config.project.region)
     names = names_for(config, clients.account_id)
     return clients.apigateway, names, keys.plan_id(clients.apigateway, names)
@@ -261,7 +247,7 @@ def run_policy(args: argparse.Namespace) -> int:
     from pipeline.cloud.errors import CloudError
     from pipeline.cloud.names import names_for
 
-    config = _config(args)
+    config = deploy_config.load(args)
     if args.account is not None and not (args.account.isdigit() and len(args.account) == 12):
         raise CloudError(f"--account {args.account!r} must be a 12-digit AWS account id")
     if args.account is None:
@@ -278,7 +264,7 @@ def run_teardown(args: argparse.Namespace) -> int:
     from pipeline.cloud.progress import Progress
     from pipeline.cloud.teardown import teardown
 
-    config = _config(args)
+    config = deploy_config.load(args)
 
     def confirm(found: list[tuple[str, str]]) -> bool:
         if args.yes:

@@ -14,26 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands.cloud import EXIT_FAILED, _config, _guarded
-
-
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="deploy configuration (default: config/deploy.toml)")
-    common.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting (repeatable)",
-    )
-    return common
+from pipeline.commands import deploy_config
+from pipeline.commands.cloud import EXIT_FAILED, _guarded
 
 
 def register(subparsers: Any) -> None:
     """Add ``evidence`` and ``verify-gone`` to ``python -m pipeline``."""
-    common = _common()
+    common = deploy_config.options()
     evidence = subparsers.add_parser(
         "evidence",
         help="read the live AWS stack for the report (endpoint, usage plan, throttling, metrics, logs)",
@@ -94,7 +81,7 @@ def _stack(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from pipeline.cloud.clients import Clients
     from pipeline.cloud.names import names_for
 
-    config = _config(args)
+    config = deploy_config.load(args)
     clients = Clients(config.project.region)
     return config, clients, names_for(config, clients.account_id)
 

@@ -13,6 +13,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands import deploy_config
+
 EXIT_ALERT = 1
 EXIT_CANNOT_RUN = 2
 EXIT_TOO_FEW = 3
@@ -25,6 +27,7 @@ def register(subparsers: Any) -> None:
     """Add ``monitor`` to ``python -m pipeline``."""
     parser = subparsers.add_parser(
         "monitor",
+        parents=[deploy_config.options("monitoring.psi_alert=0.3")],
         help="drift report: captured traffic vs the training baseline (exit 1 when a threshold is crossed)",
         description=__doc__.splitlines()[0],
     )
@@ -49,27 +52,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"report folder (default: {DEFAULT_OUT})"
     )
-    parser.add_argument("--config", metavar="PATH", help="deploy configuration (default: config/deploy.toml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a threshold, e.g. --set monitoring.psi_alert=0.3 (repeatable)",
-    )
     parser.set_defaults(func=run_monitor_command)
 
 
 def run_monitor_command(args: argparse.Namespace) -> int:
-    from pipeline.cloud.config import ConfigError, load_config, parse_override
+    from pipeline.cloud.config import ConfigError
     from pipeline.monitoring.capture_files import SourceError, parse_since, read_local, read_s3
     from pipeline.monitoring.monitor import NoBaselineError, run_monitor
     from pipeline.monitoring.report import REPORT_MD, write_report
     from pipeline.schema import Schema
 
     try:
-        config = load_config(args.config, dict(parse_override(text) for text in args.overrides))
+        config = deploy_config.load(args)
         since = parse_since(args.since) if args.since else None
         until = parse_since(args.until) if args.until else None
         manifest = read_model_manifest(args.model)

@@ -12,24 +12,17 @@ import json
 import sys
 from typing import Any
 
-from pipeline.commands.cloud import EXIT_FAILED, _config, _guarded
+from pipeline.commands import deploy_config
+from pipeline.commands.cloud import EXIT_FAILED, _guarded
 
 
 def register(subparsers: Any) -> None:
     """Add ``preflight`` to ``python -m pipeline``."""
     parser = subparsers.add_parser(
         "preflight",
+        parents=[deploy_config.options()],
         help="check credentials, Docker, SageMaker quotas, IAM permissions and cost; creates nothing",
         description="Check everything a deploy needs before anything is created.",
-    )
-    parser.add_argument("--config", metavar="PATH", help="deploy configuration (default: config/deploy.toml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting, e.g. --set endpoint.mode=serverless (repeatable)",
     )
     parser.add_argument(
         "--skip-docker", action="store_true", help="do not check Docker (deploying with --image-uri)"
@@ -44,7 +37,7 @@ def run_preflight_command(args: argparse.Namespace) -> int:
     from pipeline.cloud.preflight import render, run_preflight
     from pipeline.cloud.progress import Progress
 
-    config = _config(args)
+    config = deploy_config.load(args)
     # With --json the per-check lines are not streamed: stdout carries the JSON document only.
     progress = Progress(io.StringIO() if args.json else sys.stdout)
     if not args.json:
