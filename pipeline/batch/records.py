@@ -55,7 +55,16 @@ def csv_cells(line: bytes) -> list[str]:
 
 def is_header(first_line: bytes, fmt: str) -> bool:
     """True when ``first_line`` of a CSV input is a header (any cell names a schema column)."""
-    return fmt == CSV and any(cell.strip() in HEADER_NAMES for cell in csv_cells(first_line))
+    if fmt != CSV or len(first_line) > MAX_HEADER_BYTES:
+        return False
+    try:
+        return any(cell.strip() in HEADER_NAMES for cell in csv_cells(first_line))
+    except csv.Error:
+        return False
+
+
+MAX_HEADER_BYTES = 64 * 1024
+"""A longer first line is a record, not a header (and the csv module limits a cell to 128 KiB)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,10 @@ class CsvSplitter:
         return [b",".join(p[:-1]) for p in parts], list(map(itemgetter(-1), parts))
 
     def _split_quoted(self, line: bytes) -> tuple[bytes, bytes]:
-        cells = csv_cells(line)
+        try:
+            cells = csv_cells(line)
+        except csv.Error as exc:
+            raise RecordProblem(None, "malformed_csv", f"the line is not valid CSV: {exc}") from None
         if len(cells) <= max(self.ids):
             raise self._too_short(len(cells))
         chosen = set(self.ids)
