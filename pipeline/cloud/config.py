@@ -117,6 +117,20 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """SageMaker Batch Transform jobs (``python -m pipeline batch s3://... s3://...``)."""
+
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    # 0: not sent, so SageMaker asks the container's /execution-parameters (MaxPayloadInMB 6, one
+    # concurrent transform per worker); a value here overrides the container.
+    max_payload_mb: int = 0
+    max_concurrent_transforms: int = 0
+    invocations_timeout_seconds: int = 600
+    invocations_max_retries: int = 3
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """The whole deployment configuration; ``source`` is the file it was read from."""
 
@@ -125,6 +139,7 @@ class DeployConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     source: Path | None = None
 
     def replace(self, **sections: Any) -> DeployConfig:
@@ -139,6 +154,7 @@ SECTIONS: dict[str, str] = {
     "endpoint": "endpoint",
     "lambda": "lambda_",
     "api": "api",
+    "batch": "batch",
 }
 
 
@@ -353,6 +369,28 @@ def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
     _range(p, "api.quota_limit", api.quota_limit, 1, 2**31 - 1)
     if api.quota_period not in ("DAY", "WEEK", "MONTH"):
         p.append(f"api.quota_period {api.quota_period!r} must be DAY, WEEK or MONTH")
+    p.extend(_batch_problems(config.batch))
+    return p
+
+
+def _batch_problems(batch: BatchConfig) -> list[str]:
+    """CreateTransformJob's ranges (API reference) for the [batch] section."""
+    p: list[str] = []
+    if not _INSTANCE_TYPE.match(batch.instance_type):
+        p.append(
+            f"batch.instance_type {batch.instance_type!r} is not a SageMaker instance type "
+            "such as 'ml.m5.large'"
+        )
+    _range(p, "batch.instance_count", batch.instance_count, 1, 100)
+    if batch.max_payload_mb:
+        _range(p, "batch.max_payload_mb", batch.max_payload_mb, 1, 100)
+    if batch.max_concurrent_transforms < 0:
+        p.append(
+            f"batch.max_concurrent_transforms ({batch.max_concurrent_transforms}) must be 0 "
+            "(ask the container) or more"
+        )
+    _range(p, "batch.invocations_timeout_seconds", batch.invocations_timeout_seconds, 1, 3600)
+    _range(p, "batch.invocations_max_retries", batch.invocations_max_retries, 0, 3)
     return p
 
 
