@@ -11,7 +11,7 @@ import argparse
 import importlib
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("model", "cloud", "local", "preflight", "evidence", "capacity", "monitor")
+COMMAND_MODULES = ("model", "cloud", "local", "preflight", "evidence", "capacity", "monitor", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:

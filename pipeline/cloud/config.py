@@ -182,6 +182,20 @@ def _media_types(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """SageMaker Batch Transform jobs (``python -m pipeline batch s3://... s3://...``)."""
+
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    # 0: not sent, so SageMaker asks the container's /execution-parameters (MaxPayloadInMB 6, one
+    # concurrent transform per worker); a value here overrides the container.
+    max_payload_mb: int = 0
+    max_concurrent_transforms: int = 0
+    invocations_timeout_seconds: int = 600
+    invocations_max_retries: int = 3
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """The whole deployment configuration; ``source`` is the file it was read from."""
 
@@ -192,6 +206,7 @@ class DeployConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     source: Path | None = None
 
     def replace(self, **sections: Any) -> DeployConfig:
@@ -208,6 +223,7 @@ SECTIONS: dict[str, str] = {
     "api": "api",
     "alarms": "alarms",
     "monitoring": "monitoring",
+    "batch": "batch",
 }
 
 
@@ -431,6 +447,7 @@ def validate(config: DeployConfig, today: dt.date | None = None) -> list[str]:
         p.append(f"api.quota_period {api.quota_period!r} must be DAY, WEEK or MONTH")
     p.extend(_alarm_problems(config.alarms))
     p.extend(_monitoring_problems(config.monitoring))
+    p.extend(_batch_problems(config.batch))
     return p
 
 
@@ -483,6 +500,27 @@ def _monitoring_problems(m: MonitoringConfig) -> list[str]:
         )
     # The monitor's own rules for its thresholds.
     p.extend(f"monitoring.{problem}" for problem in m.thresholds().problems())
+    return p
+
+
+def _batch_problems(batch: BatchConfig) -> list[str]:
+    """CreateTransformJob's ranges (API reference) for the [batch] section."""
+    p: list[str] = []
+    if not _INSTANCE_TYPE.match(batch.instance_type):
+        p.append(
+            f"batch.instance_type {batch.instance_type!r} is not a SageMaker instance type "
+            "such as 'ml.m5.large'"
+        )
+    _range(p, "batch.instance_count", batch.instance_count, 1, 100)
+    if batch.max_payload_mb:
+        _range(p, "batch.max_payload_mb", batch.max_payload_mb, 1, 100)
+    if batch.max_concurrent_transforms < 0:
+        p.append(
+            f"batch.max_concurrent_transforms ({batch.max_concurrent_transforms}) must be 0 "
+            "(ask the container) or more"
+        )
+    _range(p, "batch.invocations_timeout_seconds", batch.invocations_timeout_seconds, 1, 3600)
+    _range(p, "batch.invocations_max_retries", batch.invocations_max_retries, 0, 3)
     return p
 
 
