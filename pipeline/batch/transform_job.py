@@ -135,6 +135,18 @@ def transform_request(
     return request
 
 
+def check_under_project_prefix(uri: str, bucket: str, prefix: str) -> None:
+    """Inputs and outputs must lie under ``s3://<bucket>/<prefix>/``: the only place the execution
+    role (which the transform job runs as) may read and write."""
+    have_bucket, key = split_s3_uri(uri)
+    if have_bucket != bucket or not key.startswith(prefix + "/"):
+        raise BatchError(
+            f"{uri} is outside s3://{bucket}/{prefix}/, the only place the SageMaker execution role may "
+            "read and write; copy the input there (e.g. s3://{bucket}/{prefix}/batch/in/) and write the "
+            "output there too".replace("{bucket}", bucket).replace("{prefix}", prefix)
+        )
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key/prefix`` -> (bucket, key prefix)."""
     if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
@@ -225,14 +237,16 @@ def run_transform_command(args: argparse.Namespace, id_columns: tuple[str, ...])
     )
     clients = Clients(config.project.region)
     try:
-        names = names_for(config, clients.account_id())
+        names = names_for(config, clients.account_id)
+        for uri in (args.input, args.output):
+            check_under_project_prefix(uri, names.bucket, names.s3_prefix)
         report = start_and_report(
-            clients.sagemaker(),
-            clients.s3(),
+            clients.sagemaker,
+            clients.s3,
             config=config,
             prefix=names.prefix,
             endpoint_name=names.endpoint,
-            tags=names.tag_list,
+            tags=names.tag_list(),
             input_uri=args.input,
             output_uri=args.output,
             fmt=fmt,
@@ -242,6 +256,7 @@ def run_transform_command(args: argparse.Namespace, id_columns: tuple[str, ...])
             max_payload_mb=args.max_payload_mb,
             max_concurrent_transforms=args.max_concurrent_transforms,
             max_retries=args.max_retries,
+            poll_s=args.poll_seconds,
         )
     except (BatchError, CloudError) as exc:
         print(f"batch job failed: {exc}", file=sys.stderr)

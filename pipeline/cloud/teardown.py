@@ -33,6 +33,7 @@ from pipeline.cloud import (
     resource_group,
     s3,
     training_job,
+    transform_jobs,
 )
 from pipeline.cloud.clients import Clients
 from pipeline.cloud.config import DeployConfig
@@ -58,6 +59,10 @@ def inventory(config: DeployConfig, clients: Clients) -> list[tuple[str, str]]:
     names = names_for(config, clients.account_id)
     found: list[tuple[str, str]] = [
         ("training job (running)", name) for name in training_job.running(clients.sagemaker, names)
+    ]
+    found += [
+        ("transform job (running)", name)
+        for name in transform_jobs.running_transform_jobs(clients.sagemaker, names.prefix)
     ]
     if endpoint.describe_endpoint(clients.sagemaker, names.endpoint):
         found.append(("endpoint", names.endpoint))
@@ -148,6 +153,10 @@ def _steps(
     """(description, action) in deletion order; each action returns what it deleted (falsy: nothing)."""
     return [
         ("stop running training jobs", lambda: training_job.stop_running(clients.sagemaker, names)),
+        (
+            "stop running batch transform jobs",
+            lambda: transform_jobs.stop_running_transform_jobs(clients.sagemaker, names.prefix),
+        ),
         ("autoscaling of the endpoint", lambda: autoscaling.remove(clients.autoscaling, names)),
         (
             f"endpoint {names.endpoint}",

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline.commands import deploy_config
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``batch`` command."""
     p = subparsers.add_parser(
         "batch",
+        parents=[deploy_config.options("batch.instance_count=2")],
         help="score a file/folder (local container) or an S3 prefix (SageMaker Batch Transform)",
         description=__doc__.splitlines()[0],
     )
@@ -74,16 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="skip inputs whose .out already exists (a .out is only ever complete)",
     )
     aws = p.add_argument_group("AWS runs")
-    aws.add_argument("--config", metavar="PATH", help="deploy configuration (default: config/deploy.toml)")
-    aws.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a configuration value, e.g. --set batch.instance_count=2",
-    )
     aws.add_argument("--no-wait", action="store_true", help="start the transform job and return")
+    aws.add_argument(
+        "--poll-seconds", type=float, default=30.0, help="how often to poll the job while waiting"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_batch_command)

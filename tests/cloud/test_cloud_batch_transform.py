@@ -169,3 +169,50 @@ def test_no_ids_no_data_processing_and_jsonlines_ids_are_refused() -> None:
     assert data_processing("text/csv", []) is None
     with pytest.raises(BatchError, match="CSV"):
         data_processing("application/jsonlines", [0])
+
+
+def test_the_cli_runs_a_job_under_the_project_prefix_and_refuses_one_outside(aws, shim, capsys) -> None:
+    from pipeline.cli import main
+
+    account = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]
+    bucket = f"adult-income-{account}-us-east-1"
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="adult-income/batch/in/part-0.csv", Body=f"a1,{ROW}\n".encode())
+    sm.create_model(
+        ModelName="m-1", ExecutionRoleArn=f"arn:aws:iam::{account}:role/r", PrimaryContainer={"Image": "i:1"}
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="c-1",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "m-1",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="adult-income", EndpointConfigName="c-1")
+
+    # The execution role the job runs as may read and write only under s3://<bucket>/adult-income/.
+    assert main(["batch", "s3://elsewhere/in/", f"s3://{bucket}/adult-income/batch/out/"]) == 1
+    assert "outside s3://" in capsys.readouterr().err
+
+    code = main(
+        [
+            "batch",
+            f"s3://{bucket}/adult-income/batch/in/",
+            f"s3://{bucket}/adult-income/batch/out/",
+            "--id-columns",
+            "0",
+            "--poll-seconds",
+            "0",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    [request] = shim.requests
+    assert request["transform_output"]["S3OutputPath"] == f"s3://{bucket}/adult-income/batch/out/"
+    out = s3.get_object(Bucket=bucket, Key="adult-income/batch/out/part-0.csv.out")["Body"].read().decode()
+    assert out.startswith("a1,")

@@ -38,6 +38,7 @@ from pipeline.cloud.names import names_for
 
 # Actions the policy holds that no call of the recorded runs needs, and why each stays (for now).
 UNTESTED_PATH = "called by pipeline/cloud on a path the moto runs do not take"
+BATCH = "called by `python -m pipeline batch s3://...` (pipeline/batch/transform_job.py), not in the runs"
 EVIDENCE = "called by pipeline/cloud/evidence.py (`make aws-evidence`), which the enforced runs do not run"
 NOT_EXERCISED = {
     "iam:UpdateAssumeRolePolicy": UNTESTED_PATH + " (trust policy of an existing role changed)",
@@ -47,6 +48,9 @@ NOT_EXERCISED = {
     "lambda:UpdateFunctionConfiguration": UNTESTED_PATH + " (a Lambda setting changed)",
     "resource-groups:UpdateGroupQuery": UNTESTED_PATH + " (the group's query changed)",
     "sagemaker:StopTrainingJob": UNTESTED_PATH + " (teardown while a job runs; moto's jobs end at once)",
+    "sagemaker:CreateTransformJob": BATCH,
+    "sagemaker:DescribeTransformJob": BATCH,
+    "sagemaker:StopTransformJob": UNTESTED_PATH + " (teardown while a batch job runs)",
     "cloudwatch:GetMetricStatistics": EVIDENCE,
     "logs:FilterLogEvents": EVIDENCE,
     "logs:TagLogGroup": "older name of logs:TagResource for tagging a log group on creation; kept so a "
