@@ -58,9 +58,8 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-@pytest.fixture(scope="session")
-def local_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalSettings:
-    root = tmp_path_factory.mktemp("local-cloud")
+def isolated_settings(root: Path) -> LocalSettings:
+    """Local-cloud settings with their own run and secrets folders under ``root`` and free ports."""
     return load_local_settings(
         {
             "LOCAL_RUN_DIR": str(root / "run"),
@@ -71,6 +70,11 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalSettings:
             "LOCAL_CONTAINER_MODE": "host",
         }
     )
+
+
+@pytest.fixture(scope="session")
+def local_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalSettings:
+    return isolated_settings(tmp_path_factory.mktemp("local-cloud"))
 
 
 @pytest.fixture(scope="session")

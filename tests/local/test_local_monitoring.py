@@ -21,10 +21,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from conftest import isolated_settings
 
 from pipeline.data import TEST_FILE, load_dataset
 from pipeline.local.keys import create_key
-from pipeline.local.settings import LocalSettings, load_local_settings
+from pipeline.local.settings import LocalSettings
 from pipeline.local.stack import Stack, StackInfo
 from pipeline.monitoring.capture_files import read_local
 from pipeline.schema import SCHEMA
@@ -36,17 +37,7 @@ SHIFTED_ROWS = 4000
 
 @pytest.fixture(scope="module")
 def capture_settings(tmp_path_factory: pytest.TempPathFactory) -> LocalSettings:
-    root = tmp_path_factory.mktemp("capture-cloud")
-    return load_local_settings(
-        {
-            "LOCAL_RUN_DIR": str(root / "run"),
-            "LOCAL_SECRETS_DIR": str(root / "secrets"),
-            "LOCAL_GATEWAY_PORT": "0",
-            "LOCAL_RUNTIME_PORT": "0",
-            "LOCAL_CONTAINER_PORT": "0",
-            "LOCAL_CONTAINER_MODE": "host",
-        }
-    )
+    return isolated_settings(tmp_path_factory.mktemp("capture-cloud"))
 
 
 @pytest.fixture(scope="module")
