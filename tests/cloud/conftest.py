@@ -5,17 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",  # never look for instance credentials off loopback
-}
+from fake_aws_env import FAKE_ENV
 
 
 @pytest.fixture(autouse=True)

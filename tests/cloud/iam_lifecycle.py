@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from cloud_stack import Stack
-from conftest import FAKE_ENV
+from fake_aws_env import FAKE_ENV
 from iam_enforcement import (
     ADMIN,
     Principal,

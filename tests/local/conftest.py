@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from local_isolation import isolated_settings
 
 from pipeline.local.gateway import Gateway, build_gateway, make_server
 from pipeline.local.keys import create_key
-from pipeline.local.settings import LocalSettings, load_local_settings
+from pipeline.local.settings import LocalSettings
 from pipeline.local.stack import Stack, StackInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,20 +57,6 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
-
-
-def isolated_settings(root: Path) -> LocalSettings:
-    """Local-cloud settings with their own run and secrets folders under ``root`` and free ports."""
-    return load_local_settings(
-        {
-            "LOCAL_RUN_DIR": str(root / "run"),
-            "LOCAL_SECRETS_DIR": str(root / "secrets"),
-            "LOCAL_GATEWAY_PORT": "0",
-            "LOCAL_RUNTIME_PORT": "0",
-            "LOCAL_CONTAINER_PORT": "0",
-            "LOCAL_CONTAINER_MODE": "host",
-        }
-    )
 
 
 @pytest.fixture(scope="session")
@@ -156,8 +143,3 @@ def start_gateway(
         server.shutdown()  # type: ignore[attr-defined]
         server.server_close()  # type: ignore[attr-defined]
         gateway.pool.close()
-
-
-def fixture_handler_env() -> dict[str, str]:
-    """Lambda environment additions that let the workers import ``local_lambda_fixtures``."""
-    return {"PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{TESTS_DIR}"}

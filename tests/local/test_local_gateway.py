@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from conftest import fixture_handler_env
 from local_clock import FakeClock
+from local_isolation import fixture_handler_env
 
 from pipeline.local.keys import create_key, revoke_key
 from pipeline.local.settings import LocalSettings

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from conftest import isolated_settings
+from local_isolation import isolated_settings
 
 from pipeline.data import TEST_FILE, load_dataset
 from pipeline.local.keys import create_key
