@@ -165,5 +165,6 @@ def stop_running(sagemaker: Any, names: Names) -> list[str]:
 
 
 def new_job_name(base_name: str, now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S")
-    return f"{base_name}-{stamp}"
+    """``<base>-<UTC time to the millisecond>``: a name never used before (SageMaker never frees one)."""
+    now = now or datetime.now(UTC)
+    return f"{base_name}-{now.strftime('%Y%m%d%H%M%S')}{now.microsecond // 1000:03d}"

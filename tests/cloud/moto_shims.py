@@ -125,9 +125,15 @@ def _install_query_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from moto.logs.responses import LogsResponse
 
-    store: dict[str, dict[str, Any]] = {}
+    def store_of(response: Any) -> dict[str, dict[str, Any]]:
+        # Kept on moto's own logs backend, so it is reset exactly when moto's state is.
+        backend = response.logs_backend
+        if not hasattr(backend, "query_definitions_shim"):
+            backend.query_definitions_shim = {}
+        return backend.query_definitions_shim
 
     def put_query_definition(self: Any) -> str:
+        store = store_of(self)
         query_id = self._get_param("queryDefinitionId") or str(uuid.uuid4())
         store[query_id] = {
             "queryDefinitionId": query_id,
@@ -138,11 +144,13 @@ def _install_query_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
         return json.dumps({"queryDefinitionId": query_id})
 
     def describe_query_definitions(self: Any) -> str:
+        store = store_of(self)
         prefix = self._get_param("queryDefinitionNamePrefix") or ""
         found = [q for q in store.values() if q["name"].startswith(prefix)]
         return json.dumps({"queryDefinitions": sorted(found, key=lambda q: q["name"])})
 
     def delete_query_definition(self: Any) -> str:
+        store = store_of(self)
         existed = store.pop(self._get_param("queryDefinitionId"), None) is not None
         return json.dumps({"success": existed})
 

@@ -15,7 +15,7 @@ from typing import Any
 PREFIX = "adult-income"
 # Shared by every SageMaker training job in the account: deploy sets its retention, teardown keeps it.
 SHARED_LOG_GROUPS = {"/aws/sagemaker/TrainingJobs"}
-JOB_TIME = re.compile(r"(adult-income-train-[0-9a-f]+)-\d{14}")
+JOB_TIME = re.compile(r"(adult-income-train-[0-9a-f]+)-\d{17}")
 # Models and endpoint configs are named by a digest of their request, which holds the training job's
 # name and so its time.
 DIGEST_NAME = re.compile(r"(adult-income-(?:model|config))-[0-9a-f]{10}\b")
