@@ -6,8 +6,9 @@ Stacks, all started on loopback and loaded back to back in ``--rounds`` interlea
   keepalive -> unix socket -> gunicorn sync workers, one per core -> Flask returning a constant);
 * ``before``: ``container/`` as it was at ``--before-ref`` (extracted with ``git archive``);
 * ``after``: ``container/`` of this checkout;
-* any ``--variant NAME=ENV=VALUE[,ENV=VALUE]``: the checkout's stack with extra environment
-  (used to compare serving settings, e.g. the gunicorn worker class).
+* any ``--variant NAME=ENV=VALUE[,ENV=VALUE]``: the checkout's stack with extra environment;
+* any ``--variant-serve NAME=PATH``: another program directory's ``serve`` (an experiment: a copy
+  of ``container/`` with one configuration changed; the file records the path).
 
 For each stack, body (one JSON record; one headerless CSV row with ``Accept: text/csv``) and
 connection count (1, 8, 32): wrk requests/s, p50/p99, and server CPU per request from ``/proc``
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before-ref", default=BEFORE_REF, help="git ref of the 'before' container")
     parser.add_argument("--no-before", action="store_true", help="skip the 'before' stack")
     parser.add_argument("--variant", action="append", default=[], help="NAME=ENV=VALUE[,ENV=VALUE]")
+    parser.add_argument("--variant-serve", action="append", default=[], help="NAME=PATH to a serve script")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-classic-") as name:
@@ -212,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variant:
             variant_name, env = parse_variant(variant)
             stacks[variant_name] = (REPO_ROOT / "container" / "serve", env)
+        for variant in args.variant_serve:
+            variant_name, _, path = variant.partition("=")
+            stacks[variant_name] = (Path(path).resolve(), {})
         results = measure(stacks, model_dir, tmp, args)
     ratio = ratios(results)
     git, out = ["git", "-C", str(REPO_ROOT)], {"capture_output": True, "text": True}
