@@ -7,9 +7,7 @@ validate against the artifact's schema -> score (chunked, under a deadline) -> e
 from __future__ import annotations
 
 import re
-import time
-import traceback
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,21 +18,19 @@ from inference.content_types import OUTPUT_TYPES, negotiate_accept, parse_media_
 from inference.decoding import decode
 from inference.encoding import Labeller, encode
 from inference.errors import (
-    InternalError,
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
     PayloadTooLarge,
     ServingError,
-    error_response_parts,
 )
+from inference.invocations_wsgi import InvocationsWSGI
 from inference.readiness import READY_BODY, ModelState
+from inference.request_context import begin_request, error_parts, internal_error
 from inference.request_log import RequestTimer, log_event
 from inference.scoring import Deadline, score
 from inference.settings import Settings
 from inference.validation import Validator
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings, state: ModelState) -> Flask:
@@ -47,12 +43,13 @@ def create_app(settings: Settings, state: ModelState) -> Flask:
 
     @app.before_request
     def _start() -> None:
-        supplied = request.headers.get("X-Request-Id", "")
-        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
-        g.timer = RequestTimer(request_id, request.method, request.path, request.content_length)
-        g.queued_s = _queued_seconds(request.headers.get("X-Request-Start"))
-        if g.queued_s is not None:
-            g.timer.note(queue_ms=round(g.queued_s * 1000, 3))
+        g.timer, g.queued_s = begin_request(
+            request.headers.get("X-Request-Id"),
+            request.method,
+            request.path,
+            request.content_length,
+            request.headers.get("X-Request-Start"),
+        )
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -80,7 +77,16 @@ def create_app(settings: Settings, state: ModelState) -> Flask:
 
     @app.post("/invocations")
     def invocations() -> Response:
-        return service.invoke()
+        # Reached only by requests the lean path (inference.invocations_wsgi) hands on to Flask.
+        body, media_type = service.invoke(
+            request.headers.get("Content-Type"),
+            request.headers.get("Accept"),
+            request.content_length,
+            lambda: request.get_data(cache=False),
+            g.timer,
+            g.get("queued_s"),
+        )
+        return Response(body, status=200, content_type=media_type)
 
     @app.errorhandler(ServingError)
     def _serving_error(error: ServingError) -> Response:
@@ -92,18 +98,9 @@ def create_app(settings: Settings, state: ModelState) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        timer: RequestTimer | None = g.get("timer")
-        log_event(
-            "error",
-            "unhandled_exception",
-            request_id=timer.fields["request_id"] if timer else None,
-            exception=type(error).__name__,
-            traceback=traceback.format_exc(),
-        )
-        return _error_response(
-            InternalError("internal server error; see the container log for this request id")
-        )
+        return _error_response(internal_error(g.get("timer"), error))
 
+    app.wsgi_app = InvocationsWSGI(app.wsgi_app, service)  # type: ignore[method-assign]
     return app
 
 
@@ -121,37 +118,38 @@ class _Service:
                 engine.threshold, engine.schema.positive_label, engine.schema.negative_label
             )
 
-    def invoke(self) -> Response:
-        deadline = Deadline(self.settings.request_deadline_s, g.get("queued_s") or 0.0)
-        timer: RequestTimer = g.timer
+    def invoke(
+        self,
+        content_type: str | None,
+        accept: str | None,
+        content_length: int | None,
+        read_body: Callable[[], bytes],
+        timer: RequestTimer,
+        queued_s: float | None,
+    ) -> tuple[bytes, str]:
+        """Run the pipeline for one request; the response body and its media type (or a ServingError)."""
+        deadline = Deadline(self.settings.request_deadline_s, queued_s or 0.0)
         if not self.state.ready:
             raise ModelNotReady(self.state.reason or "model is not loaded")
         deadline.check("queueing")
-        fmt = request_format(request.headers.get("Content-Type"))
-        output = negotiate_accept(request.headers.get("Accept"), self.default_accept)
+        fmt = request_format(content_type)
+        output = negotiate_accept(accept, self.default_accept)
         timer.note(content_type=fmt, accept=output)
         limit = self.settings.max_payload_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise _too_large(limit, request.content_length)
-        body = request.get_data(cache=False)
+        if content_length is not None and content_length > limit:
+            raise _too_large(limit, content_length)
+        body = read_body()
         decoded = decode(body, fmt, self.validator.names, self.validator.header_names)
         timer.note(records=len(decoded.rows))
         batch = self.validator.validate(decoded)
         if batch.unknown_categories:
             timer.note(unknown_categories=batch.unknown_categories)
         probabilities = score(self.state.engine, batch, deadline, self.settings.scoring_chunk_rows)
-        return Response(encode(probabilities, self.labeller, output), status=200, content_type=output)
+        return encode(probabilities, self.labeller, output), output
 
 
 def _error_response(error: ServingError) -> Response:
-    timer: RequestTimer | None = g.get("timer")
-    request_id = timer.fields["request_id"] if timer else None
-    if timer is not None:
-        # Field names (never values), joined into one string that a log query can group by, rank the
-        # fields clients get wrong.
-        fields = sorted({d["field"] for d in error.details if isinstance(d.get("field"), str)})
-        timer.note(error_code=error.code, invalid_fields=",".join(fields) or None)
-    status, body, headers = error_response_parts(error, request_id)
+    status, body, headers = error_parts(error, g.get("timer"))
     return Response(body, status=status, headers=headers)
 
 
@@ -173,18 +171,6 @@ def _from_werkzeug(error: HTTPException, settings: Settings) -> ServingError:
     generic.status = error.code or 500
     generic.code = re.sub(r"[^a-z0-9]+", "_", (error.name or "error").lower()).strip("_")
     return generic
-
-
-def _queued_seconds(header: str | None) -> float | None:
-    """Seconds since nginx passed the request on (``X-Request-Start: t=<epoch seconds>``), if sane."""
-    if not header or not header.startswith("t="):
-        return None
-    try:
-        queued = time.time() - float(header[2:])
-    except ValueError:
-        return None
-    # Clock steps or a forged header must not fail requests: ignore anything implausible.
-    return queued if 0.0 <= queued <= 3600.0 else None
 
 
 def _too_large(limit: int, received: int | None) -> PayloadTooLarge:

@@ -28,16 +28,19 @@ class Labeller:
     positive_label: str
     negative_label: str
 
-    def labels(self, probabilities: np.ndarray) -> list[str]:
+    def labels(self, probabilities: np.ndarray | list[float]) -> list[str]:
         # Python floats compare ~10x faster than numpy scalars in a comprehension.
-        values = np.asarray(probabilities, dtype=np.float64).tolist()
+        if isinstance(probabilities, list):
+            values = probabilities
+        else:
+            values = np.asarray(probabilities, dtype=np.float64).tolist()
         return [self.positive_label if p >= self.threshold else self.negative_label for p in values]
 
 
 def encode(probabilities: np.ndarray, labeller: Labeller, media_type: str) -> bytes:
     """The response body for ``probabilities`` in ``media_type`` (one of the OUTPUT_TYPES)."""
     probs = np.asarray(probabilities, dtype=np.float64).tolist()  # Python floats, as float(p) gives
-    labels = labeller.labels(probabilities)
+    labels = labeller.labels(probs)
     if media_type == JSON:
         predictions = [{"label": lab, "probability": p} for lab, p in zip(labels, probs, strict=True)]
         return orjson.dumps({"predictions": predictions})
