@@ -28,8 +28,15 @@ def deployed(aws):
     s3.create_bucket(Bucket="data")
     s3.put_object(Bucket="data", Key="in/part-0.csv", Body=f"a1,{ROW}\na2,{OLDER}\n".encode())
     s3.put_object(Bucket="data", Key="in/part-1.csv", Body=f"b1,{OLDER}\n".encode())
-    role = "arn:aws:iam::123456789012:role/r"
-    sm.create_model(ModelName="m-1", ExecutionRoleArn=role, PrimaryContainer={"Image": "i:1"})
+    _serve_model(sm, "123456789012")
+    return sm, s3
+
+
+def _serve_model(sm, account: str) -> None:
+    """Endpoint ``adult-income`` on config ``c-1`` serving model ``m-1``."""
+    sm.create_model(
+        ModelName="m-1", ExecutionRoleArn=f"arn:aws:iam::{account}:role/r", PrimaryContainer={"Image": "i:1"}
+    )
     sm.create_endpoint_config(
         EndpointConfigName="c-1",
         ProductionVariants=[
@@ -42,7 +49,6 @@ def deployed(aws):
         ],
     )
     sm.create_endpoint(EndpointName="adult-income", EndpointConfigName="c-1")
-    return sm, s3
 
 
 def _start(sm, s3, config=None, **kwargs):
@@ -180,21 +186,7 @@ def test_the_cli_runs_a_job_under_the_project_prefix_and_refuses_one_outside(aws
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="adult-income/batch/in/part-0.csv", Body=f"a1,{ROW}\n".encode())
-    sm.create_model(
-        ModelName="m-1", ExecutionRoleArn=f"arn:aws:iam::{account}:role/r", PrimaryContainer={"Image": "i:1"}
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName="c-1",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "m-1",
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName="adult-income", EndpointConfigName="c-1")
+    _serve_model(sm, account)
 
     # The execution role the job runs as may read and write only under s3://<bucket>/adult-income/.
     assert main(["batch", "s3://elsewhere/in/", f"s3://{bucket}/adult-income/batch/out/"]) == 1

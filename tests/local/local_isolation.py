@@ -11,8 +11,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = Path(__file__).resolve().parent
 
 
-def isolated_settings(root: Path) -> LocalSettings:
-    """Local-cloud settings with their own run and secrets folders under ``root`` and free ports."""
+def isolated_settings(root: Path, **extra: str) -> LocalSettings:
+    """Local-cloud settings with their own run and secrets folders under ``root`` and free ports
+    (``extra``: more LOCAL_* settings)."""
     return load_local_settings(
         {
             "LOCAL_RUN_DIR": str(root / "run"),
@@ -21,6 +22,7 @@ def isolated_settings(root: Path) -> LocalSettings:
             "LOCAL_RUNTIME_PORT": "0",
             "LOCAL_CONTAINER_PORT": "0",
             "LOCAL_CONTAINER_MODE": "host",
+            **extra,
         }
     )
 

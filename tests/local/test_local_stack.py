@@ -18,28 +18,15 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from local_isolation import isolated_settings
 
 from pipeline.local.keys import create_key
-from pipeline.local.settings import LocalSettings, load_local_settings
+from pipeline.local.settings import LocalSettings
 from pipeline.local.stack import Stack, StackInfo
 from pipeline.schema import EXAMPLE_RECORD
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORD = dict(EXAMPLE_RECORD)
-
-
-def private_settings(root: Path, **extra: str) -> LocalSettings:
-    return load_local_settings(
-        {
-            "LOCAL_RUN_DIR": str(root / "run"),
-            "LOCAL_SECRETS_DIR": str(root / "secrets"),
-            "LOCAL_GATEWAY_PORT": "0",
-            "LOCAL_RUNTIME_PORT": "0",
-            "LOCAL_CONTAINER_PORT": "0",
-            "LOCAL_CONTAINER_MODE": "host",
-            **extra,
-        }
-    )
 
 
 def process_tree(pid: int) -> set[int]:
@@ -72,7 +59,7 @@ def alive(pid: int) -> bool:
 @pytest.fixture
 def own_stack(tmp_path: Path, quick_model_dir: Path) -> Iterator[tuple[Stack, StackInfo, LocalSettings]]:
     """A private stack this test may break; always stopped."""
-    settings = private_settings(tmp_path)
+    settings = isolated_settings(tmp_path)
     local = Stack(settings, say=lambda _msg: None)
     try:
         info = local.up(quick_model_dir, container_env={"SERVE_SHUTDOWN_GRACE": "2"}, wait_s=120)
@@ -144,7 +131,7 @@ def _answers(info: StackInfo) -> bool:
 
 
 def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
-    settings = private_settings(tmp_path)
+    settings = isolated_settings(tmp_path)
     settings.run_dir.mkdir(parents=True)
     stranger = subprocess.Popen(["sleep", "30"])
     try:
@@ -171,7 +158,7 @@ def test_a_second_up_is_refused_while_one_runs(own_stack: tuple[Stack, StackInfo
 
 def test_the_demo_command_end_to_end(tmp_path: Path, quick_model_dir: Path) -> None:
     """``python -m pipeline local demo`` (what ``make demo`` runs), then ``status`` and ``down``."""
-    settings = private_settings(tmp_path)
+    settings = isolated_settings(tmp_path)
     env = {**os.environ, **settings.as_env()}
     env.pop("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", None)
 
@@ -234,7 +221,7 @@ def test_docker_mode_serves_the_image(tmp_path: Path, quick_model_dir: Path) -> 
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    settings = private_settings(tmp_path, LOCAL_CONTAINER_MODE="docker", LOCAL_IMAGE=image)
+    settings = isolated_settings(tmp_path, LOCAL_CONTAINER_MODE="docker", LOCAL_IMAGE=image)
     local = Stack(settings, say=lambda _m: None)
     try:
         info = local.up(quick_model_dir, container_env={"SERVE_SHUTDOWN_GRACE": "2"}, wait_s=120)
