@@ -164,11 +164,11 @@ def _steps(
         ),
         (
             "endpoint configs and models",
-            lambda: _counted(endpoint.delete_configs_and_models(clients.sagemaker, names)),
+            lambda: _configs_and_models(endpoint.delete_configs_and_models(clients.sagemaker, names)),
         ),
         (
             "usage plan and API keys",
-            lambda: _counted(apigateway.delete_usage_plan(clients.apigateway, names)),
+            lambda: _plan_and_keys(apigateway.delete_usage_plan(clients.apigateway, names)),
         ),
         ("API keys on no usage plan", lambda: keys.delete_detached(clients.apigateway, names)),
         ("REST API", lambda: apigateway.delete_rest_api(clients.apigateway, names)),
@@ -202,11 +202,13 @@ def _steps(
     ]
 
 
-def _counted(deleted: object) -> str:
-    if isinstance(deleted, tuple):
-        configs, models = deleted
-        return f"{len(configs)} endpoint config(s), {len(models)} model(s)" if configs or models else ""
-    return f"deleted, with {len(deleted)} API key(s)" if deleted is not None else ""  # type: ignore[arg-type]
+def _configs_and_models(deleted: tuple[list[str], list[str]]) -> str:
+    configs, models = deleted
+    return f"{len(configs)} endpoint config(s), {len(models)} model(s)" if configs or models else ""
+
+
+def _plan_and_keys(deleted_keys: list[str] | None) -> str:
+    return "" if deleted_keys is None else f"deleted, with {len(deleted_keys)} API key(s)"
 
 
 def _bucket(outcome: str) -> str:
