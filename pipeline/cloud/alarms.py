@@ -63,23 +63,37 @@ _COMPARED = (
 )
 
 
+def describe(cloudwatch: Any, alarm_names: list[str]) -> list[dict[str, Any]]:
+    """DescribeAlarms for these names, every page."""
+    found: list[dict[str, Any]] = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=alarm_names):
+        found += page.get("MetricAlarms", [])
+    return found
+
+
+def differs(have: dict[str, Any], want: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """True when an existing alarm's definition differs from a PutMetricAlarm request on ``keys``."""
+
+    # DescribeAlarms answers [] for list fields a request left out (Dimensions of a metric-math alarm).
+    def norm(value: Any) -> Any:
+        return None if value in (None, [], {}) else value
+
+    return any(norm(have.get(key)) != norm(want.get(key)) for key in keys)
+
+
 def ensure_alarms(cloudwatch: Any, names: Names) -> list[str]:
     """Create the rollback alarms, or overwrite one whose definition differs; returns their names."""
-    existing = {
-        a["AlarmName"]: a
-        for a in cloudwatch.describe_alarms(AlarmNames=list(names.rollback_alarms))["MetricAlarms"]
-    }
+    current = {a["AlarmName"]: a for a in describe(cloudwatch, list(names.rollback_alarms))}
     for spec in alarm_specs(names):
-        have = existing.get(spec["AlarmName"])
-        if have is None or any(have.get(k) != spec.get(k) for k in _COMPARED):
+        have = current.get(spec["AlarmName"])
+        if have is None or differs(have, spec, _COMPARED):
             cloudwatch.put_metric_alarm(**spec)
     return list(names.rollback_alarms)
 
 
 def existing(cloudwatch: Any, names: Names) -> list[str]:
     """Names of the rollback alarms that exist now."""
-    found = cloudwatch.describe_alarms(AlarmNames=list(names.rollback_alarms))["MetricAlarms"]
-    return [a["AlarmName"] for a in found]
+    return [a["AlarmName"] for a in describe(cloudwatch, list(names.rollback_alarms))]
 
 
 def delete_alarms(cloudwatch: Any, names: Names) -> list[str]:

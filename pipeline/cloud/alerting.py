@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline.cloud.alarms import describe, differs
 from pipeline.cloud.clients import error_code
 from pipeline.cloud.config import DeployConfig
 from pipeline.cloud.names import VARIANT_NAME, Names
@@ -187,14 +188,14 @@ def ensure_alarms(cloudwatch: Any, names: Names, config: DeployConfig, topic_arn
     Returns the ARNs of the alarms that exist afterwards (the dashboard shows them).
     """
     wanted = {spec["AlarmName"]: spec for spec in alarm_specs(names, config, topic_arn)}
-    existing = {a["AlarmName"]: a for a in _describe(cloudwatch, all_names(names))}
+    existing = {a["AlarmName"]: a for a in describe(cloudwatch, all_names(names))}
     for name, spec in wanted.items():
-        if name not in existing or _differs(existing[name], spec):
+        if name not in existing or differs(existing[name], spec, _COMPARED):
             cloudwatch.put_metric_alarm(**spec)
     stale = [name for name in existing if name not in wanted]  # e.g. at-max-instances after serverless
     if stale:
         cloudwatch.delete_alarms(AlarmNames=stale)
-    return [a["AlarmArn"] for a in _describe(cloudwatch, list(wanted))]
+    return [a["AlarmArn"] for a in describe(cloudwatch, list(wanted))]
 
 
 _COMPARED = (
@@ -204,29 +205,14 @@ _COMPARED = (
 )  # fmt: skip
 
 
-def _differs(have: dict[str, Any], want: dict[str, Any]) -> bool:
-    # DescribeAlarms answers [] for list fields a request left out (Dimensions of a metric-math alarm).
-    def norm(value: Any) -> Any:
-        return None if value in (None, [], {}) else value
-
-    return any(norm(have.get(key)) != norm(want.get(key)) for key in _COMPARED)
-
-
-def _describe(cloudwatch: Any, alarm_names: list[str]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=alarm_names):
-        found += page.get("MetricAlarms", [])
-    return found
-
-
 def states(cloudwatch: Any, names: Names) -> dict[str, str]:
     """Alarm name -> state (OK, ALARM, INSUFFICIENT_DATA) for the operational alarms that exist."""
-    return {a["AlarmName"]: a["StateValue"] for a in _describe(cloudwatch, all_names(names))}
+    return {a["AlarmName"]: a["StateValue"] for a in describe(cloudwatch, all_names(names))}
 
 
 def delete_alarms(cloudwatch: Any, names: Names) -> list[str]:
     """Delete the operational alarms; returns the names deleted."""
-    found = [a["AlarmName"] for a in _describe(cloudwatch, all_names(names))]
+    found = [a["AlarmName"] for a in describe(cloudwatch, all_names(names))]
     if found:
         cloudwatch.delete_alarms(AlarmNames=found)
     return found
