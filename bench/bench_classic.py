@@ -71,6 +71,14 @@ def extract_before(ref: str, tmp: Path) -> Path:
     return target / "container" / "serve"
 
 
+def commit_of(*paths: str) -> str:
+    """HEAD's short hash, marked when ``paths`` have uncommitted changes (what a result was measured on)."""
+    git, out = ["git", "-C", str(REPO_ROOT)], {"capture_output": True, "text": True}
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **out).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", *paths], **out).stdout
+    return head + (f"+uncommitted changes in {', '.join(paths)}" if dirty.strip() else "")
+
+
 def wrk_script(tmp: Path) -> Path:
     """bench_engines' wrk script with the Accept header taken from the environment."""
     script = tmp / "wrk.lua"
@@ -219,13 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             stacks[variant_name] = (Path(path).resolve(), {})
         results = measure(stacks, model_dir, tmp, args)
     ratio = ratios(results)
-    git, out = ["git", "-C", str(REPO_ROOT)], {"capture_output": True, "text": True}
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], **out).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "container"], **out).stdout
     report = {
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "python bench/bench_classic.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "after_commit": head + ("+uncommitted container changes" if dirty.strip() else ""),
+        "after_commit": commit_of("container"),
         "before_ref": None if args.no_before else args.before_ref,
         "machine": {"cpus": os.cpu_count(), "note": "shared machine: wrk on the same cores; see load_avg_*"},
         "duration_s_per_run": args.duration,

@@ -82,16 +82,17 @@ class FeedBuilder:
     def build(self, columns: Mapping[str, Sequence[object]]) -> dict[str, np.ndarray]:
         """The input dict for ``session.run``; absent optional features become all-missing columns."""
         n_rows = self.row_count(columns)
-        feed: dict[str, np.ndarray] = {}
-        for name in self._numeric:
-            values = self._column(columns, name, n_rows)
-            feed[name] = _numeric_tensor(name, values)
+        feed = self.build_numeric(columns, n_rows)
         for name in self._categorical:
             values = self._column(columns, name, n_rows)
             clean = self._clean[name]
-            normalised = [v if v in clean else _normalise_category(v) for v in values]
+            normalised = [v if v in clean else normalise_category(v) for v in values]
             feed[name] = np.array(normalised, dtype=object).reshape(-1, 1)
         return feed
+
+    def build_numeric(self, columns: Mapping[str, Sequence[object]], n_rows: int) -> dict[str, np.ndarray]:
+        """The numeric features' input tensors (what :meth:`build` puts in the feed for them)."""
+        return {name: _numeric_tensor(name, self._column(columns, name, n_rows)) for name in self._numeric}
 
     def _column(self, columns: Mapping[str, Sequence[object]], name: str, n_rows: int) -> Sequence[object]:
         if name in columns:
@@ -128,7 +129,8 @@ def _parse_number(name: str, value: object) -> float:
         raise OnnxInputError(f"feature {name!r} is numeric; got {value!r}") from None
 
 
-def _normalise_category(value: object) -> str:
+def normalise_category(value: object) -> str:
+    """The graph's spelling of a category value: stripped, and ``""`` for every kind of missing."""
     if value is None:
         return ONNX_CATEGORICAL_MISSING
     if isinstance(value, float | np.floating) and math.isnan(value):

@@ -25,6 +25,7 @@ from inference.errors import (
     ServingError,
 )
 from inference.invocations_wsgi import InvocationsWSGI
+from inference.memory import TRIM_AFTER_BYTES, release_freed_memory
 from inference.readiness import READY_BODY, ModelState
 from inference.request_context import begin_request, error_parts, internal_error
 from inference.request_log import RequestTimer, log_event
@@ -139,13 +140,22 @@ class _Service:
         if content_length is not None and content_length > limit:
             raise _too_large(limit, content_length)
         body = read_body()
+        try:
+            return self._answer(body, fmt, output, timer, deadline), output
+        finally:
+            # _answer's decoded and validated batch is garbage now: hand its pages back to the OS.
+            if len(body) >= TRIM_AFTER_BYTES:
+                release_freed_memory()
+
+    def _answer(self, body: bytes, fmt: str, output: str, timer: RequestTimer, deadline: Deadline) -> bytes:
+        """Decode, validate, score and encode ``body``: the response body."""
         decoded = decode(body, fmt, self.validator.names, self.validator.header_names)
-        timer.note(records=len(decoded.rows))
+        timer.note(records=decoded.n_records)
         batch = self.validator.validate(decoded)
         if batch.unknown_categories:
             timer.note(unknown_categories=batch.unknown_categories)
         probabilities = score(self.state.engine, batch, deadline, self.settings.scoring_chunk_rows)
-        return encode(probabilities, self.labeller, output), output
+        return encode(probabilities, self.labeller, output)
 
 
 def _error_response(error: ServingError) -> Response:

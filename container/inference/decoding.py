@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,17 +21,57 @@ from inference.errors import MalformedBody
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True)
 class DecodedRecords:
-    """The records found in a body, before validation."""
+    """The records found in a body, before validation.
 
-    rows: list[Any]
-    """Each item is a dict (keyed record) or a list (positional values); anything else is invalid."""
-    columns: list[str]
-    """Field names for positional rows: the CSV header if there was one, else the schema order."""
-    text_values: bool
-    """True for CSV: every value arrived as text, so numbers are parsed from strings."""
-    header_given: bool = False
+    Row-wise (``rows``) for JSON and for CSV that needs the CSV parser; column-wise
+    (``text_columns``) for plain CSV, which is how the columnar validator wants it. Each form is
+    built from the other only when somebody asks for it.
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        *,
+        rows: list[Any] | None = None,
+        text_columns: list[list[str]] | None = None,
+        text_values: bool = False,
+        header_given: bool = False,
+    ) -> None:
+        if (rows is None) == (text_columns is None):
+            raise ValueError("give either rows or text_columns")
+        self.columns = columns
+        """Field names for positional rows: the CSV header if there was one, else the schema order."""
+        self.text_values = text_values
+        """True for CSV: every value arrived as text, so numbers are parsed from strings."""
+        self.header_given = header_given
+        self._rows = rows
+        self._text_columns = text_columns
+
+    @property
+    def rows(self) -> list[Any]:
+        """Each item is a dict (keyed record) or a list (positional values); anything else is invalid."""
+        if self._rows is None:
+            assert self._text_columns is not None
+            self._rows = [list(row) for row in zip(*self._text_columns, strict=True)]
+        return self._rows
+
+    @property
+    def text_columns(self) -> list[list[str]] | None:
+        """CSV cells column by column when every row has as many cells as the first (else None)."""
+        if self._text_columns is None and self.text_values and self._rows:
+            width = len(self._rows[0])
+            if all(len(row) == width for row in self._rows):
+                self._text_columns = [list(column) for column in zip(*self._rows, strict=True)]
+        return self._text_columns
+
+    @property
+    def n_records(self) -> int:
+        """How many records the body holds."""
+        if self._rows is not None:
+            return len(self._rows)
+        assert self._text_columns is not None
+        return len(self._text_columns[0])
 
 
 def decode(
@@ -79,7 +119,7 @@ def _decode_json(body: bytes, feature_names: Sequence[str]) -> DecodedRecords:
         raise MalformedBody('expected a JSON object (one record), a list of records or {"instances": [...]}')
     if not rows:
         raise MalformedBody("the request contains no records")
-    return DecodedRecords(rows=rows, columns=list(feature_names), text_values=False)
+    return DecodedRecords(list(feature_names), rows=rows)
 
 
 def _decode_jsonlines(body: bytes, feature_names: Sequence[str]) -> DecodedRecords:
@@ -94,7 +134,7 @@ def _decode_jsonlines(body: bytes, feature_names: Sequence[str]) -> DecodedRecor
                 f"line {line_number} is not valid JSON: {exc}",
                 [{"record": len(rows), "line": line_number, "problem": "invalid_json"}],
             ) from None
-    return DecodedRecords(rows=rows, columns=list(feature_names), text_values=False)
+    return DecodedRecords(list(feature_names), rows=rows)
 
 
 def _decode_csv(body: bytes, feature_names: Sequence[str], header_names: frozenset[str]) -> DecodedRecords:
@@ -102,6 +142,16 @@ def _decode_csv(body: bytes, feature_names: Sequence[str], header_names: frozens
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    plain = _plain_csv_columns(text)
+    if plain is not None:
+        first = [column[0] for column in plain]
+        header_given = any(cell.strip() in header_names for cell in first)
+        if header_given:
+            plain = [column[1:] for column in plain]
+        if not plain[0]:
+            raise MalformedBody("the CSV body contains no data rows")
+        columns = [cell.strip() for cell in first] if header_given else list(feature_names)
+        return DecodedRecords(columns, text_columns=plain, text_values=True, header_given=header_given)
     try:
         rows = [row for row in csv.reader(io.StringIO(text, newline=""), strict=True) if _non_blank(row)]
     except csv.Error as exc:
@@ -112,7 +162,34 @@ def _decode_csv(body: bytes, feature_names: Sequence[str], header_names: frozens
         rows = rows[1:]
     if not rows:
         raise MalformedBody("the CSV body contains no data rows")
-    return DecodedRecords(rows=rows, columns=columns, text_values=True, header_given=header_given)
+    return DecodedRecords(columns, rows=rows, text_values=True, header_given=header_given)
+
+
+def _plain_csv_columns(text: str) -> list[list[str]] | None:
+    """The cells column by column, if ``text`` is CSV that needs no CSV parser; else None.
+
+    That is: no quotes, no NUL, no line break but LF or CRLF, and the same number of fields (at
+    least two) on every line, so no line is blank either. Splitting such text on line breaks and
+    commas gives exactly what ``csv.reader`` gives, at a fraction of the cost, and without a list
+    per row (which would also wake the garbage collector every few hundred rows).
+    """
+    if '"' in text or "\x00" in text:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return None
+    commas = lines[0].count(",")
+    if commas == 0 or len(set(map(str.count, lines, itertools.repeat(",")))) != 1:
+        return None
+    cells = ",".join(lines).split(",")
+    width = commas + 1
+    return [cells[i::width] for i in range(width)]
 
 
 def _non_blank(row: list[str]) -> bool:

@@ -66,10 +66,11 @@ def load_engine(model_dir: Path, engine: str | None = None) -> Engine:
     from inference.settings import load_settings
 
     model_dir = Path(model_dir)
-    forced = engine if engine is not None else load_settings().engine
+    settings = load_settings()
+    forced = engine if engine is not None else settings.engine
     if choose_engine(read_manifest(model_dir), forced) == "onnx":
         try:
-            return OnnxEngine.load(model_dir)
+            return OnnxEngine.load(model_dir, settings.table_scoring_min_rows)
         except OnnxEngineError as exc:
             if forced == "onnx":
                 raise EngineError(f"MODEL_SERVER_ENGINE=onnx, but {exc}") from exc

@@ -41,6 +41,8 @@ def load_model_state(model_dir: Path) -> ModelState:
         threshold=engine.threshold,
         model=_model_summary(engine.manifest),
     )
+    if hasattr(engine, "tables_status"):
+        info["tree_tables"] = engine.tables_status
     try:
         self_check(engine)
     except Exception as exc:

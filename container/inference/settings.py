@@ -15,10 +15,11 @@ before any native library (numpy, OpenMP) is loaded.
 | ``MAX_PAYLOAD_MB`` | ``SAGEMAKER_MAX_PAYLOAD_IN_MB``, else 6 | body limit in MiB (6 MiB = 6,291,456 bytes) |
 | ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` | ``application/json`` | output for a missing/``*/*`` Accept |
 | ``SERVE_RUN_DIR`` | a new temporary directory | nginx config, pid, temp files, gunicorn socket |
-| ``SERVE_SCORING_CHUNK_ROWS`` | ``4096`` | rows per engine call (the deadline is checked between calls) |
+| ``SERVE_SCORING_CHUNK_ROWS`` | ``16384`` | rows per engine call (the deadline is checked between calls) |
 | ``SERVE_SHUTDOWN_GRACE`` | ``25`` | seconds to drain after SIGTERM (SageMaker kills at 30) |
 | ``SERVE_LOG_LEVEL`` | ``info`` | gunicorn's log level (alias ``SAGEMAKER_CONTAINER_LOG_LEVEL``) |
 | ``MODEL_SERVER_ENGINE`` | ``auto`` | ``auto`` (the manifest's ``engine``), or force ``sklearn`` / ``onnx`` |
+| ``SERVE_TABLE_SCORING_MIN_ROWS`` | ``256`` | ONNX engine calls this large use the tree tables; ``0``: off |
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Settings:
     shutdown_grace_s: float
     log_level: str
     engine: str = "auto"
+    table_scoring_min_rows: int = 256
 
     @property
     def max_payload_bytes(self) -> int:
@@ -120,10 +122,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_payload_mb=_int(env, ("MAX_PAYLOAD_MB",), payload_default, low=1, high=100),
         default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json",
         run_dir=Path(run_dir) if run_dir else None,
-        scoring_chunk_rows=_int(env, ("SERVE_SCORING_CHUNK_ROWS",), "4096", low=1, high=1_000_000),
+        scoring_chunk_rows=_int(env, ("SERVE_SCORING_CHUNK_ROWS",), "16384", low=1, high=1_000_000),
         shutdown_grace_s=float(_int(env, ("SERVE_SHUTDOWN_GRACE",), "25", low=0, high=3600)),
         log_level=log_level,
         engine=_engine(env),
+        table_scoring_min_rows=_int(env, ("SERVE_TABLE_SCORING_MIN_ROWS",), "256", low=0, high=1_000_000),
     )
 
 

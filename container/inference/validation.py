@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.columnar import validate_text_columns
+from inference.columnar import ColumnarValidator
 from inference.decoding import DecodedRecords
 from inference.errors import InvalidRecords
 from pipeline.schema import DROPPED_COLUMNS, MISSING_TOKENS, CategoricalFeature, NumericFeature, Schema
@@ -63,6 +63,7 @@ class Validator:
         self._categories = {
             f.name: frozenset(f.categories) for f in schema.features if isinstance(f, CategoricalFeature)
         }
+        self._columnar = ColumnarValidator(schema)
 
     def validate(self, decoded: DecodedRecords) -> ValidatedBatch:
         """Validated columns for ``decoded``, or InvalidRecords (400) listing every problem found."""
@@ -70,11 +71,11 @@ class Validator:
         if decoded.header_given:
             self._check_header(decoded.columns, problems)
             if problems:
-                raise _invalid(problems, len(decoded.rows))
+                raise _invalid(problems, decoded.n_records)
         if decoded.text_values:  # CSV: try the column-at-a-time fast path (accepts valid bodies only)
-            fast = validate_text_columns(self, decoded)
+            fast = self._columnar.validate(decoded)
             if fast is not None:
-                return ValidatedBatch(fast, len(decoded.rows), self._count_unknown(fast))
+                return ValidatedBatch(fast, decoded.n_records, self._count_unknown(fast))
         columns: dict[str, list[Value]] = {name: [] for name in self.names}
         for index, row in enumerate(decoded.rows):
             if len(problems) >= MAX_REPORTED_PROBLEMS:
@@ -162,7 +163,8 @@ class Validator:
     def _count_unknown(self, columns: dict[str, list[Value]]) -> dict[str, int]:
         counts = {}
         for name, known in self._categories.items():
-            unknown = sum(1 for v in columns[name] if v is not None and v not in known)
+            values = columns[name]
+            unknown = len(values) - sum(map(known.__contains__, values)) - values.count(None)
             if unknown:
                 counts[name] = unknown
         return counts

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import random
 
-import inference.validation as validation
 import numpy as np
 import pytest
-from inference.columnar import validate_text_columns
 from inference.content_types import CSV, JSON
 from inference.decoding import decode
 from inference.encoding import Labeller, encode
@@ -32,7 +30,7 @@ def _outcome(body: str, *, fast: bool, monkeypatch: pytest.MonkeyPatch):
     """(columns, unknown counts) or the InvalidRecords message and details, via one path."""
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(validation, "validate_text_columns", lambda _v, _d: None)
+            patch.setattr(VALIDATOR._columnar, "validate", lambda _d: None)
         try:
             batch = VALIDATOR.validate(_decode(body))
         except InvalidRecords as exc:
@@ -79,9 +77,9 @@ def test_fast_and_per_record_validation_agree(seed: int, monkeypatch: pytest.Mon
 
 def test_valid_bodies_take_the_fast_path() -> None:
     body = _body(_rng(1), rows=200, valid=True, header=False)
-    assert validate_text_columns(VALIDATOR, _decode(body)) is not None
+    assert VALIDATOR._columnar.validate(_decode(body)) is not None
     with_header = _body(_rng(2), rows=50, valid=True, header=True)
-    assert validate_text_columns(VALIDATOR, _decode(with_header)) is not None
+    assert VALIDATOR._columnar.validate(_decode(with_header)) is not None
 
 
 @pytest.mark.parametrize(
@@ -96,7 +94,7 @@ def test_valid_bodies_take_the_fast_path() -> None:
 )
 def test_anything_doubtful_goes_to_the_per_record_validator(body: str) -> None:
     decoded = _decode(body)
-    assert validate_text_columns(VALIDATOR, decoded) is None
+    assert VALIDATOR._columnar.validate(decoded) is None
     with pytest.raises(InvalidRecords):
         VALIDATOR.validate(decoded)
 

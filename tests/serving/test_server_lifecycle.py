@@ -88,7 +88,8 @@ def test_broken_artifact_starts_but_ping_says_why(start_server, model_copy: Path
 def test_sigterm_drains_in_flight_requests_and_exits_zero(start_server, quick_model_dir: Path) -> None:
     server: ServeProcess = start_server(quick_model_dir, workers=2)
     server.wait_for_ping(200)
-    body = ("\n".join([ROW] * 20_000) + "\n").encode()
+    rows = 50_000  # ~4.7 MB: enough work that 8 of them outlast the 0.3 s before SIGTERM on a fast machine
+    body = ("\n".join([ROW] * rows) + "\n").encode()
     results: list[tuple[int, int, float]] = []
 
     def call() -> None:
@@ -98,16 +99,16 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(start_server, quick_mo
         count = len(response.json()["predictions"]) if response.status_code == 200 else -1
         results.append((response.status_code, count, time.monotonic()))
 
-    threads = [threading.Thread(target=call) for _ in range(6)]
+    threads = [threading.Thread(target=call) for _ in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    time.sleep(0.3)
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     for thread in threads:
         thread.join(timeout=60)
     assert server.proc.wait(timeout=30) == 0
-    assert [(status, count) for status, count, _ in results] == [(200, 20_000)] * 6
+    assert [(status, count) for status, count, _ in results] == [(200, rows)] * 8
     assert any(done > signalled for _, _, done in results), "no request was in flight at SIGTERM"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/ping", timeout=2)

@@ -1,0 +1,243 @@
+"""Cut the exported graph where its preprocessing meets its classifier, to replace the string half.
+
+The skl2onnx graph takes one tensor per feature, imputes and scales the numeric ones, one-hot
+encodes the categorical ones (string operators: ``LabelEncoder``, ``OneHotEncoder``), concatenates
+both blocks and feeds the classifier. :func:`cut_graph` finds that concatenation and returns:
+
+* a session that computes the **numeric block** from the numeric inputs (cheap ONNX operators, kept
+  in ONNX Runtime so the imputation and scaling stay bit for bit the graph's own);
+* for every categorical feature, a ``value -> one-hot column`` index, so the **categorical block**
+  is a lookup per value instead of string operators. The index is not read from operator
+  attributes: it is learned by feeding every string the branch's lookup operators know through
+  the full graph and reading the block back, so it is what the graph does, by construction. Any
+  string outside that set is, by those operators' semantics, an unknown category (no column);
+* the classifier node and where each block sits in its input.
+
+A graph of another shape raises :class:`GraphCutError`; callers then keep the full graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.onnx_scoring import ONNX_CATEGORICAL_MISSING, FeedBuilder, normalise_category, open_session
+from pipeline.schema import CategoricalFeature, Schema
+
+# Operators the categorical branch may contain: lookups by exact string, and operators that move
+# values without looking at them. Any other operator could treat an unprobed string specially.
+_VALUE_AGNOSTIC_OPS = frozenset(
+    {"Concat", "Gather", "ArrayFeatureExtractor", "Where", "Cast", "Reshape", "Identity"}
+)
+_LOOKUP_OPS = frozenset({"LabelEncoder", "OneHotEncoder"})
+UNKNOWN_PROBE = "\x00unknown category probe\x00"
+"""A string no model knows: probed to learn what an unknown category encodes to (no column)."""
+
+
+class GraphCutError(Exception):
+    """The graph does not have the shape this cut needs (the message says what differs)."""
+
+
+@dataclass(frozen=True)
+class GraphCut:
+    """The graph's preprocessing, split into a numeric session and categorical indexes."""
+
+    classifier: Any
+    """The node (an ONNX ``NodeProto``) that consumes the concatenated blocks."""
+    numeric_offset: int
+    numeric_width: int
+    categorical_offset: int
+    categorical_width: int
+    indexes: dict[str, dict[object, int]]
+    """Per categorical feature: value (``None`` and ``""`` = missing) -> block column, -1 for none."""
+    probes: list[str]
+    numeric_session: Any
+    numeric_block: str
+
+    def numeric_values(
+        self, feeds: FeedBuilder, columns: Mapping[str, Sequence[object]], n_rows: int
+    ) -> np.ndarray:
+        """The numeric block (imputed and scaled by ONNX Runtime), ``[n_rows, numeric_width]``."""
+        (block,) = self.numeric_session.run([self.numeric_block], feeds.build_numeric(columns, n_rows))
+        return np.asarray(block).reshape(n_rows, self.numeric_width)
+
+    def codes(self, name: str, values: Sequence[object] | None, n_rows: int) -> np.ndarray:
+        """The block column of each value of feature ``name`` (-1: none), as an int array."""
+        index = self.indexes[name]
+        if values is None:  # an absent optional feature: every value is missing
+            return np.full(n_rows, index[None], dtype=np.intp)
+        codes = list(map(index.get, values))
+        if None in codes:  # values the index does not know verbatim: normalise them first
+            codes = [
+                code if code is not None else index.get(normalise_category(value), -1)
+                for code, value in zip(codes, values, strict=True)
+            ]
+        return np.fromiter(codes, dtype=np.intp, count=n_rows)
+
+    def columns_of(self, name: str) -> set[int]:
+        """The categorical block's columns that belong to feature ``name``."""
+        return {column for column in self.indexes[name].values() if column >= 0}
+
+
+def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
+    """Analyse ``model_bytes`` (a serialised ONNX model) and cut it; GraphCutError if it cannot be."""
+    import onnx  # in the serving image too (requirements.txt); only needed here
+
+    model = onnx.load_from_string(model_bytes)
+    merge, numeric_tensor, block_tensor = _merge_point(model, schema)
+    widths = _tensor_widths(model, [numeric_tensor, block_tensor])
+    order = list(merge.input)
+    offsets = {numeric_tensor: 0, block_tensor: 0}
+    offsets[order[1]] = widths[order[0]]
+    probes = _probe_values(model, schema)
+    indexes = _learn_indexes(model, block_tensor, schema, probes, widths[block_tensor])
+    numeric_session = open_session(_subgraph(model, list(schema.numeric), [numeric_tensor]))
+    return GraphCut(
+        classifier=_only_consumer(model, merge.output[0]),
+        numeric_offset=offsets[numeric_tensor],
+        numeric_width=widths[numeric_tensor],
+        categorical_offset=offsets[block_tensor],
+        categorical_width=widths[block_tensor],
+        indexes=indexes,
+        probes=probes,
+        numeric_session=numeric_session,
+        numeric_block=numeric_tensor,
+    )
+
+
+def _producers(model: Any) -> dict[str, Any]:
+    return {output: node for node in model.graph.node for output in node.output}
+
+
+def _ancestors(model: Any, tensor: str) -> tuple[set[str], set[str]]:
+    """The graph inputs ``tensor`` depends on, and the operator types on the way."""
+    producers = _producers(model)
+    graph_inputs = {i.name for i in model.graph.input}
+    inputs: set[str] = set()
+    ops: set[str] = set()
+    stack, seen = [tensor], set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in graph_inputs:
+            inputs.add(name)
+        elif name in producers:
+            node = producers[name]
+            ops.add(node.op_type)
+            stack.extend(node.input)
+    return inputs, ops
+
+
+def _merge_point(model: Any, schema: Schema) -> tuple[Any, str, str]:
+    """The two-input Concat that joins a numeric-only block and a categorical-only block."""
+    numeric, categorical = set(schema.numeric), set(schema.categorical)
+    for node in model.graph.node:
+        if node.op_type != "Concat" or len(node.input) != 2:
+            continue
+        found: dict[str, str] = {}
+        for tensor in node.input:
+            inputs, ops = _ancestors(model, tensor)
+            if inputs == numeric and not ops & _LOOKUP_OPS:
+                found["numeric"] = tensor
+            elif inputs == categorical and "OneHotEncoder" in ops:
+                unexpected = ops - _VALUE_AGNOSTIC_OPS - _LOOKUP_OPS
+                if unexpected:
+                    raise GraphCutError(f"the categorical branch uses {sorted(unexpected)}")
+                found["categorical"] = tensor
+        if len(found) == 2:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), None)
+            if axis not in (1, -1):
+                raise GraphCutError(f"the blocks are concatenated along axis {axis}, not the feature axis")
+            return node, found["numeric"], found["categorical"]
+    raise GraphCutError("no Concat joins a numeric-only and a categorical-only one-hot block")
+
+
+def _only_consumer(model: Any, tensor: str) -> Any:
+    consumers = [node for node in model.graph.node if tensor in node.input]
+    if len(consumers) != 1:
+        raise GraphCutError(f"{tensor!r} feeds {len(consumers)} nodes, expected exactly the classifier")
+    return consumers[0]
+
+
+def _tensor_widths(model: Any, tensors: list[str]) -> dict[str, int]:
+    """The static second dimension of each tensor, from ONNX shape inference."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: v.type.tensor_type.shape for v in inferred.graph.value_info}
+    widths = {}
+    for tensor in tensors:
+        shape = shapes.get(tensor)
+        dims = list(shape.dim) if shape is not None else []
+        if len(dims) != 2 or not dims[1].HasField("dim_value"):
+            raise GraphCutError(f"the width of {tensor!r} is not known statically")
+        widths[tensor] = int(dims[1].dim_value)
+    return widths
+
+
+def _subgraph(model: Any, inputs: list[str], outputs: list[str]) -> bytes:
+    import onnx.utils
+
+    extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))
+    return extractor.extract_model(inputs, outputs).SerializeToString()
+
+
+def _probe_values(model: Any, schema: Schema) -> list[str]:
+    """Every string the graph's lookup operators know, every schema category, missing and unknown."""
+    strings: set[str] = {ONNX_CATEGORICAL_MISSING, UNKNOWN_PROBE}
+    for feature in schema.features:
+        if isinstance(feature, CategoricalFeature):
+            strings.update(feature.categories)
+    for node in model.graph.node:
+        if node.op_type in _LOOKUP_OPS:
+            for attribute in node.attribute:
+                strings.update(s.decode("utf-8") for s in attribute.strings)
+    return sorted(strings)
+
+
+def _learn_indexes(
+    model: Any, block: str, schema: Schema, probes: list[str], width: int
+) -> dict[str, dict[object, int]]:
+    """Per categorical feature, ``value -> block column`` (-1: none), read from the graph's output.
+
+    Each feature's probes run with every other feature missing. Columns set in *every* probe row of
+    a feature belong to the other features (their missing-value columns); what remains in a row is
+    the probed value's own column, at most one.
+    """
+    import onnx
+
+    probe_model = onnx.ModelProto()
+    probe_model.CopyFrom(model)
+    del probe_model.graph.output[:]
+    probe_model.graph.output.append(onnx.helper.make_empty_tensor_value_info(block))
+    session = open_session(probe_model.SerializeToString())
+    feeds = FeedBuilder(schema)
+    n = len(probes)
+    indexes: dict[str, dict[object, int]] = {}
+    for name in schema.categorical:
+        columns: dict[str, Sequence[object]] = {other: [None] * n for other in schema.names}
+        columns[name] = probes
+        (values,) = session.run([block], feeds.build(columns))
+        values = np.asarray(values).reshape(n, width)
+        if not np.isin(values, (0, 1)).all():
+            raise GraphCutError(f"the one-hot block for {name!r} holds values other than 0 and 1")
+        own = values.astype(bool) & ~values.all(axis=0)
+        if (own.sum(axis=1) > 1).any():
+            raise GraphCutError(f"a value of {name!r} sets more than one one-hot column")
+        index: dict[object, int] = {}
+        for value, row in zip(probes, own, strict=True):
+            hits = np.flatnonzero(row)
+            index[value] = int(hits[0]) if hits.size else -1
+        index[None] = index[ONNX_CATEGORICAL_MISSING]
+        indexes[name] = index
+    owners: dict[int, str] = {}
+    for name, index in indexes.items():
+        for column in {c for c in index.values() if c >= 0}:
+            if owners.setdefault(column, name) != name:
+                raise GraphCutError(f"one-hot column {column} answers to {owners[column]!r} and {name!r}")
+    return indexes

@@ -1,0 +1,134 @@
+"""The compiled tree tables must return the ONNX graph's probabilities bit for bit, or not be used."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from inference.onnx_engine import OnnxEngine
+
+import pipeline.table_scoring as table_scoring
+import pipeline.tree_tables as tree_tables
+from pipeline.artifact import ONNX_FILE
+from pipeline.onnx_export import edge_case_batches
+from pipeline.onnx_scoring import FeedBuilder, open_session, predict_positive
+from pipeline.table_scoring import TableScorerError, build_table_scorer
+
+
+@pytest.fixture(params=["released", "quick"])
+def model_dir(request: pytest.FixtureRequest) -> Path:
+    return request.getfixturevalue(f"{request.param}_model_dir")
+
+
+def _full_graph(model_dir: Path):
+    return open_session((model_dir / ONNX_FILE).read_bytes())
+
+
+def _holdout_columns(holdout, schema) -> dict[str, list[object]]:
+    frame = holdout.frame
+    return {name: frame[name].tolist() for name in schema.names}
+
+
+def test_tables_reproduce_the_graph_bit_for_bit(model_dir: Path, holdout) -> None:
+    engine = OnnxEngine.load(model_dir)
+    session = _full_graph(model_dir)
+    scorer = build_table_scorer((model_dir / ONNX_FILE).read_bytes(), engine.schema, session)
+    feeds = FeedBuilder(engine.schema)
+    batches = [_holdout_columns(holdout, engine.schema), *edge_case_batches(engine.schema)]
+    rows = 0
+    for columns in batches:
+        expected = predict_positive(session, feeds.build(columns))
+        actual = scorer.predict(columns)
+        assert actual.dtype == expected.dtype == np.float64
+        mismatches = np.flatnonzero(actual != expected)
+        first = mismatches[:5]
+        assert mismatches.size == 0, f"rows {first} differ: {actual[first]} vs {expected[first]}"
+        rows += len(expected)
+    assert rows > len(holdout.frame)
+
+
+def test_the_engine_uses_the_tables_from_the_configured_row_count(released_model_dir: Path, holdout) -> None:
+    engine = OnnxEngine.load(released_model_dir, table_min_rows=300)
+    assert engine.tables_status.startswith("on for calls of 300+ rows")
+    calls: list[int] = []
+    real = engine._tables.predict
+
+    def spy(columns):
+        calls.append(len(next(iter(columns.values()))))
+        return real(columns)
+
+    engine._tables.predict = spy
+    columns = _holdout_columns(holdout, engine.schema)
+    for n in (1, 299, 300, 5000):
+        part = {name: values[:n] for name, values in columns.items()}
+        singles = [{k: v[i : i + 1] for k, v in part.items()} for i in range(min(n, 50))]
+        alone = [engine.predict_proba(single)[0] for single in singles]
+        together = engine.predict_proba(part)
+        assert together[: len(alone)].tolist() == alone  # bitwise, whichever path scored the batch
+    assert calls == [300, 5000]
+
+
+def test_tables_are_off_when_min_rows_is_zero(released_model_dir: Path) -> None:
+    engine = OnnxEngine.load(released_model_dir, table_min_rows=0)
+    assert engine._tables is None and engine.tables_status.startswith("off")
+
+
+def test_a_wrong_compilation_is_caught_by_the_verification(
+    released_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-ULP error in the probability (here: numpy's float32 exp instead of libm's) must not pass."""
+
+    def float32_exp_logistic(margins: np.ndarray) -> np.ndarray:
+        x = margins.astype(np.float32)
+        v = np.float32(1) / (np.float32(1) + np.exp(-np.abs(x)))
+        return np.where(x < 0, np.float32(1) - v, v).astype(np.float64)
+
+    monkeypatch.setattr(tree_tables, "logistic_like_onnxruntime", float32_exp_logistic)
+    data = (released_model_dir / ONNX_FILE).read_bytes()
+    with pytest.raises(TableScorerError, match=r"differ from the graph on \d+ of \d+ verification rows"):
+        build_table_scorer(data, OnnxEngine.load(released_model_dir).schema, _full_graph(released_model_dir))
+
+
+def test_a_graph_the_tables_do_not_reproduce_is_refused(released_model_dir: Path) -> None:
+    import onnx
+
+    model = onnx.load_from_string((released_model_dir / ONNX_FILE).read_bytes())
+    trees = next(node for node in model.graph.node if node.op_type == "TreeEnsembleClassifier")
+    modes = next(a for a in trees.attribute if a.name == "nodes_modes")
+    modes.strings[:] = [b"BRANCH_LT" if m == b"BRANCH_LEQ" else m for m in modes.strings]
+    data = model.SerializeToString()
+    schema = OnnxEngine.load(released_model_dir).schema
+    with pytest.raises(TableScorerError, match="only BRANCH_LEQ is reproduced"):
+        build_table_scorer(data, schema, open_session(data))
+
+
+def test_the_logistic_replica_equals_libm_expf_everywhere() -> None:
+    """The probability step, against ONNX Runtime's formula evaluated with the C library's expf."""
+    rng = np.random.default_rng(7)
+    special = np.array([0.0, -0.0, 1e-8, -1e-8, 1e-30, 88.0, -88.0, 103.9, -104.0, 150.0, -150.0, 1e6, -1e6])
+    margins = np.concatenate([special, rng.normal(0, 4, 150_000), rng.uniform(-110, 110, 50_000)])
+    library = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    expf = library.expf
+    expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    x = margins.astype(np.float32)
+    e = np.array([expf(float(-abs(v))) for v in x.tolist()], dtype=np.float32)
+    v = np.float32(1) / (np.float32(1) + e)
+    expected = np.where(x < 0, np.float32(1) - v, v).astype(np.float64)
+    actual = tree_tables.logistic_like_onnxruntime(margins)
+    assert np.array_equal(actual, expected)
+
+
+def test_verification_rows_cover_every_known_string_in_every_feature(released_model_dir: Path) -> None:
+    from pipeline.onnx_graph_cut import UNKNOWN_PROBE, cut_graph
+
+    schema = OnnxEngine.load(released_model_dir).schema
+    cut = cut_graph((released_model_dir / ONNX_FILE).read_bytes(), schema)
+    columns = table_scoring.verification_columns(schema, cut.probes)
+    for name in schema.categorical:
+        assert set(cut.probes) <= set(columns[name])
+        assert None in columns[name] and UNKNOWN_PROBE in columns[name]
+    for name in schema.numeric:
+        assert None in columns[name]
