@@ -6,7 +6,9 @@ Stacks, started on loopback and loaded back to back in ``--rounds`` interleaved 
   the classic nginx/gunicorn launcher, ``pandas.read_csv`` -> ``predict`` -> ``to_csv``) with
   ``OMP_NUM_THREADS=1``, the OpenMP fix the sample lacks;
 * ``before``: ``container/`` and ``pipeline/`` as they were at ``--before-ref``;
-* ``after``: this checkout.
+* ``after``: this checkout;
+* ``after_no_tables``: this checkout with ``SERVE_TABLE_SCORING_MIN_ROWS=0`` (every call scored by
+  the ONNX graph): what the compiled tree tables alone buy, and what they cost at start-up.
 
 Loads: a 1,000-row and a 10,000-row headerless CSV request (``adult.test`` rows, ``Accept:
 text/csv``) at ``--connections`` (default 2, one per core): rows/s, latency, and the 10,000-row
@@ -119,7 +121,7 @@ def measure(stacks: dict[str, tuple[Path, dict[str, str]]], model_dir: Path, tmp
             for kind in ("csv_1000", "csv_10000"):
                 check(run, *body[kind])
             runs[name] = run
-            results[name] = {"env": env, "serve": str(serve)}
+            results[name] = {"env": env, "serve": str(serve), "cold_start": run.cold_start}
         for run in runs.values():  # warm-up
             wrk(f"{run.url}/invocations", body["csv_1000"][0], "text/csv", args.connections, 2.0, script)
         for round_index in range(args.rounds):
@@ -169,8 +171,9 @@ def table(results: dict[str, dict]) -> str:
     sample = results.get("sample", {}).get("loads")
     lines = [
         "| stack | 1k-row rows/s (x sample) | 10k-row rows/s (x sample) | 10k p50 / p99 ms "
-        "| server CPU µs/row (10k) | 10k vs 1k time per row | worker USS growth after 6 MB, MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| server CPU µs/row (10k) | 10k vs 1k time per row | worker USS growth after 6 MB, MiB "
+        "| cold start s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, stack in results.items():
         loads = stack["loads"]
@@ -180,9 +183,11 @@ def table(results: dict[str, dict]) -> str:
             cells.append(f"{loads[kind]['rows_per_s']:,}{share}")
         ten = loads["csv_10000"]
         memory = stack.get("memory", {}).get("max_growth_mib", "")
+        cold = stack["cold_start"].get("all_workers_ready_s", "")
         lines.append(
             f"| {name} | {' | '.join(cells)} | {ten['p50_ms']:.1f} / {ten['p99_ms']:.1f} "
-            f"| {ten['server_cpu_us_per_row']:.2f} | {loads['per_row_10000_vs_1000']:.2f} | {memory} |"
+            f"| {ten['server_cpu_us_per_row']:.2f} | {loads['per_row_10000_vs_1000']:.2f} | {memory} "
+            f"| {cold} |"
         )
     return "\n".join(lines)
 
@@ -206,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_before:
             stacks["before"] = (extract_before(args.before_ref, tmp), {})
         stacks["after"] = (REPO_ROOT / "container" / "serve", {})
+        stacks["after_no_tables"] = (REPO_ROOT / "container" / "serve", {"SERVE_TABLE_SCORING_MIN_ROWS": "0"})
         results = measure(stacks, model_dir, tmp, args)
     report = {
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -60,6 +60,11 @@ class _Tree:
     """Per key: cell index (times the key's stride) for each global bin (numeric) or code + 1."""
     table: np.ndarray
 
+    @cached_property
+    def steps(self) -> tuple[tuple[Key, np.ndarray], ...]:
+        """(key, remap) pairs, built once: scoring then allocates no tuples per tree."""
+        return tuple(zip(self.keys, self.remaps, strict=True))
+
 
 class TreeTables:
     """Scores a batch from its numeric block and categorical codes; see the module docstring."""
@@ -68,6 +73,8 @@ class TreeTables:
         self._thresholds = thresholds
         self._trees = trees
         self._base = base
+        for tree in trees:
+            _ = tree.steps  # built before gunicorn forks, so workers share them
 
     @property
     def n_cells(self) -> int:
@@ -96,13 +103,14 @@ class TreeTables:
         part = np.empty(n_rows, dtype=np.intp)
         leaf = np.empty(n_rows)
         for tree in self._trees:
-            if not tree.keys:  # a single leaf
+            steps = tree.steps
+            if not steps:  # a single leaf
                 total += tree.table[0]
                 continue
             # Indices are in range by construction, and mode="clip" skips numpy's checks (3x faster).
-            first, *rest = zip(tree.keys, tree.remaps, strict=True)
-            first[1].take(keys[first[0]], out=cell, mode="clip")
-            for key, remap in rest:
+            key, remap = steps[0]
+            remap.take(keys[key], out=cell, mode="clip")
+            for key, remap in steps[1:]:
                 remap.take(keys[key], out=part, mode="clip")
                 cell += part
             tree.table.take(cell, out=leaf, mode="clip")

@@ -7,9 +7,11 @@ validate against the artifact's schema -> score (chunked, under a deadline) -> e
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -25,7 +27,12 @@ from inference.errors import (
     ServingError,
 )
 from inference.invocations_wsgi import InvocationsWSGI
-from inference.memory import TRIM_AFTER_BYTES, release_freed_memory
+from inference.memory import (
+    PAUSE_GC_FROM_BYTES,
+    TRIM_FROM_BYTES,
+    garbage_collection_paused,
+    release_freed_memory,
+)
 from inference.readiness import READY_BODY, ModelState
 from inference.request_context import begin_request, error_parts, internal_error
 from inference.request_log import RequestTimer, log_event
@@ -140,21 +147,36 @@ class _Service:
         if content_length is not None and content_length > limit:
             raise _too_large(limit, content_length)
         body = read_body()
-        try:
+        if len(body) < PAUSE_GC_FROM_BYTES:
             return self._answer(body, fmt, output, timer, deadline), output
-        finally:
-            # _answer's decoded and validated batch is garbage now: hand its pages back to the OS.
-            if len(body) >= TRIM_AFTER_BYTES:
+        try:
+            with garbage_collection_paused():
+                return self._answer(body, fmt, output, timer, deadline), output
+        finally:  # _answer's decoded and validated batch is garbage now: hand its pages back
+            if len(body) >= TRIM_FROM_BYTES:
                 release_freed_memory()
 
     def _answer(self, body: bytes, fmt: str, output: str, timer: RequestTimer, deadline: Deadline) -> bytes:
         """Decode, validate, score and encode ``body``: the response body."""
         decoded = decode(body, fmt, self.validator.names, self.validator.header_names)
         timer.note(records=decoded.n_records)
-        batch = self.validator.validate(decoded)
-        if batch.unknown_categories:
-            timer.note(unknown_categories=batch.unknown_categories)
-        probabilities = score(self.state.engine, batch, deadline, self.settings.scoring_chunk_rows)
+        chunk_rows = self.settings.scoring_chunk_rows
+        blocks = self.validator.validate_blocks(decoded, chunk_rows)
+        if blocks is None:
+            blocks = iter([(0, self.validator.validate(decoded))])
+        parts: list[np.ndarray] = []
+        unknown: Counter[str] = Counter()
+        for start, batch in blocks:
+            if start == 0:  # the first block, or the whole body validated again (see validate_blocks)
+                parts.clear()
+                unknown.clear()
+            else:
+                deadline.check("scoring")
+            unknown.update(batch.unknown_categories)
+            parts.append(score(self.state.engine, batch, deadline, chunk_rows))
+        if unknown:
+            timer.note(unknown_categories=dict(unknown))
+        probabilities = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return encode(probabilities, self.labeller, output)
 
 

@@ -17,12 +17,8 @@ are value-for-value identical to the per-record path's (tests/perf checks this).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from pipeline.schema import MISSING_TOKENS, CategoricalFeature, NumericFeature, Schema
-
-if TYPE_CHECKING:
-    from inference.decoding import DecodedRecords
 
 Value = float | str | None
 MEMO_LIMIT = 65_536
@@ -88,17 +84,19 @@ class ColumnarValidator:
             elif isinstance(feature, CategoricalFeature):
                 self._memos[feature.name] = _CategoryMemo(feature)
 
-    def validate(self, decoded: DecodedRecords) -> dict[str, list[Value]] | None:
-        """Validated columns (schema order) for an all-valid CSV body, or None to use the slow path."""
-        text_columns = decoded.text_columns
-        header = decoded.columns
+    def validate(self, header: list[str], text_columns: list[list[str]]) -> dict[str, list[Value]] | None:
+        """Validated columns (schema order) for all-valid CSV cells, or None to use the slow path.
+
+        ``text_columns`` are the cells column by column, named by ``header`` (the CSV header or the
+        schema's feature order).
+        """
         width = len(header)
-        if text_columns is None or len(text_columns) != width or len(set(header)) != width:
+        if len(text_columns) != width or len(set(header)) != width:
             return None
         if any(name not in self._memos for name in header):
             return None
         by_name = dict(zip(header, text_columns, strict=True))
-        n_rows = decoded.n_records
+        n_rows = len(text_columns[0]) if text_columns else 0
         columns: dict[str, list[Value]] = {}
         try:
             for name, feature in self._features.items():

@@ -8,7 +8,7 @@ trip; each names the record index, the field and the problem. Unknown categories
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,8 +72,8 @@ class Validator:
             self._check_header(decoded.columns, problems)
             if problems:
                 raise _invalid(problems, decoded.n_records)
-        if decoded.text_values:  # CSV: try the column-at-a-time fast path (accepts valid bodies only)
-            fast = self._columnar.validate(decoded)
+        if decoded.plain:  # plain CSV: try the column-at-a-time fast path (accepts valid bodies only)
+            fast = self._columnar.validate(decoded.columns, decoded.text_columns or [])
             if fast is not None:
                 return ValidatedBatch(fast, decoded.n_records, self._count_unknown(fast))
         columns: dict[str, list[Value]] = {name: [] for name in self.names}
@@ -91,6 +91,37 @@ class Validator:
             n_records=len(decoded.rows),
             unknown_categories=self._count_unknown(columns),
         )
+
+    def validate_blocks(
+        self, decoded: DecodedRecords, block_rows: int
+    ) -> Iterator[tuple[int, ValidatedBatch]] | None:
+        """Plain CSV validated ``block_rows`` records at a time, as (first record's index, batch).
+
+        Large bodies then never hold more than one block's cells and validated values. None when
+        ``decoded`` is not plain CSV. A bad header raises InvalidRecords. A block the columnar path
+        does not accept sends the *whole* body through :meth:`validate`, so errors name records by
+        their index in the body; should it accept the body after all, it is yielded as one batch
+        starting at record 0, replacing what came before.
+        """
+        if not decoded.plain:
+            return None
+        return self._blocks(decoded, block_rows)
+
+    def _blocks(self, decoded: DecodedRecords, block_rows: int) -> Iterator[tuple[int, ValidatedBatch]]:
+        if decoded.header_given:
+            problems: list[dict[str, Any]] = []
+            self._check_header(decoded.columns, problems)
+            if problems:
+                raise _invalid(problems, decoded.n_records)
+        start = 0
+        for text_columns in decoded.text_column_blocks(block_rows):
+            fast = self._columnar.validate(decoded.columns, text_columns)
+            if fast is None:
+                yield 0, self.validate(decoded)
+                return
+            n_rows = len(text_columns[0])
+            yield start, ValidatedBatch(fast, n_rows, self._count_unknown(fast))
+            start += n_rows
 
     def _check_header(self, header: list[str], problems: list[dict[str, Any]]) -> None:
         seen: set[str] = set()

@@ -157,7 +157,9 @@ class _Runner:
         self.job = job
         self.client = client
         self.limit = limit
-        self.window = concurrent + 2
+        # One mini-batch ready beyond those in flight keeps the container busy; each batch held is
+        # ~6 MB of body plus its per-line objects, so a deeper queue only costs memory.
+        self.window = concurrent + 1
         self.pool: ThreadPoolExecutor | None = None
 
     # --- one file ------------------------------------------------------------------------------
