@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 "csv_10000_rows": time_phases(engine, csv_body, "text/csv", 7),
             }
             if engine_name == "onnx":
+                entry["tree_tables"] = getattr(engine, "tables_status", None)
                 single = {k: [v[0]] for k, v in _first_record(engine, json_body).items()}
                 feed = engine._feeds.build(single)
                 samples = []

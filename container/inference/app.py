@@ -162,8 +162,11 @@ class _Service:
         timer.note(records=decoded.n_records)
         chunk_rows = self.settings.scoring_chunk_rows
         blocks = self.validator.validate_blocks(decoded, chunk_rows)
-        if blocks is None:
-            blocks = iter([(0, self.validator.validate(decoded))])
+        if blocks is None:  # JSON, JSON Lines, CSV that needs the csv module: validated whole
+            batch = self.validator.validate(decoded)
+            if batch.unknown_categories:
+                timer.note(unknown_categories=batch.unknown_categories)
+            return encode(score(self.state.engine, batch, deadline, chunk_rows), self.labeller, output)
         parts: list[np.ndarray] = []
         unknown: Counter[str] = Counter()
         for start, batch in blocks:
