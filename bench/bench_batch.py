@@ -4,8 +4,9 @@ Generates ``--rows`` rows from adult.test with an ``id`` column (about 92 bytes 
 ~0.9 GB) under a temporary directory, starts ``container/serve`` (nginx + gunicorn, the released
 model) on loopback, runs the batch command as a child process with ``--id-columns 0``, and writes
 ``bench/results/batch.json``: rows, bytes, seconds, rows/s, requests, retries, the batch process's
-peak RSS, the container tree's peak RSS (sampled), and the load average before and after (this
-machine may be shared: the figures are what this run saw, not a capacity claim).
+peak RSS and the container tree's peak RSS and PSS (sampled every 0.25 s), and the load average
+before and after (this machine may be shared: the figures are what this run saw, not a capacity
+claim).
 
     python bench/bench_batch.py --rows 10000000
 """
@@ -16,7 +17,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,37 +35,46 @@ from pipeline.artifact import safe_extract
 RESULTS = REPO_ROOT / "bench" / "results" / "batch.json"
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants now."""
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) bytes of ``pid`` and all its descendants now.
+
+    The RSS sum counts pages the processes share (the model, libraries loaded before gunicorn
+    forks) once per process; PSS splits each shared page between its sharers, so its sum is what
+    the tree really occupies.
+    """
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return 0, 0
+    rss = pss = 0
     for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += proc.memory_info().rss
-    return total
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            info = proc.memory_full_info()
+            rss += info.rss
+            pss += info.pss
+    return rss, pss
 
 
 class _PeakSampler(threading.Thread):
-    """Samples a process tree's RSS every ``interval`` seconds and keeps the peak."""
+    """Samples a process tree's RSS and PSS every ``interval`` seconds and keeps the peaks."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval, self.peak = pid, interval, 0
+        self.pid, self.interval = pid, interval
+        self.peak_rss = self.peak_pss = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.peak = max(self.peak, _tree_rss(self.pid))
+            rss, pss = _tree_memory(self.pid)
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self._halt.wait(self.interval)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self._halt.set()
         self.join()
-        return self.peak
+        return self.peak_rss, self.peak_pss
 
 
 def _count_lines(path: Path) -> int:
@@ -103,15 +112,23 @@ def main(argv: list[str] | None = None) -> int:
             "--id-columns", "0", "--container-url", server.url, "--json", "--no-progress",
         ]  # fmt: skip
         wall = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+        # The batch process's memory is sampled too: getrusage's ru_maxrss would not do, since Linux
+        # keeps the high-water mark across exec, so a child reports at least this (large) process's
+        # RSS at the moment it was spawned.
+        batch = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT
+        )
+        batch_sampler = _PeakSampler(batch.pid)
+        batch_sampler.start()
+        stdout, stderr = batch.communicate()
+        batch_peak, _ = batch_sampler.stop()
         wall = time.perf_counter() - wall
-        container_peak = sampler.stop()
+        container_peak, container_pss = sampler.stop()
     load_after = os.getloadavg()
-    if done.returncode != 0:
-        print(done.stderr, file=sys.stderr)
+    if batch.returncode != 0:
+        print(stderr, file=sys.stderr)
         return 1
-    summary = json.loads(done.stdout)
-    batch_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    summary = json.loads(stdout)
     out_file = work / "output" / "adult-ids.csv.out"
     out_lines = _count_lines(out_file)
     mib = 1024 * 1024
@@ -130,9 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         "max_concurrent_transforms": summary["max_concurrent_transforms"],
         "gunicorn_workers": args.workers,
         "peak_rss_mib": {
-            "batch_process": round(batch_peak / mib, 1),
+            "batch_process_sampled": round(batch_peak / mib, 1),
             "container_tree_sampled": round(container_peak / mib, 1),
             "total": round((batch_peak + container_peak) / mib, 1),
+        },
+        "peak_pss_mib": {
+            "container_tree_sampled": round(container_pss / mib, 1),
+            "total_with_batch_process_rss": round((batch_peak + container_pss) / mib, 1),
         },
         "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
