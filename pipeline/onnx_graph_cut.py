@@ -88,13 +88,14 @@ def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
 
     model = onnx.load_from_string(model_bytes)
     merge, numeric_tensor, block_tensor = _merge_point(model, schema)
-    widths = _tensor_widths(model, [numeric_tensor, block_tensor])
+    inferred = onnx.shape_inference.infer_shapes(model)  # once: for the widths and the sub-graph
+    widths = _tensor_widths(inferred, [numeric_tensor, block_tensor])
     order = list(merge.input)
     offsets = {numeric_tensor: 0, block_tensor: 0}
     offsets[order[1]] = widths[order[0]]
     probes = _probe_values(model, schema)
     indexes = _learn_indexes(model, block_tensor, schema, probes, widths[block_tensor])
-    numeric_session = open_session(_subgraph(model, list(schema.numeric), [numeric_tensor]))
+    numeric_session = open_session(_subgraph(inferred, list(schema.numeric), [numeric_tensor]))
     return GraphCut(
         classifier=_only_consumer(model, merge.output[0]),
         numeric_offset=offsets[numeric_tensor],
@@ -164,11 +165,8 @@ def _only_consumer(model: Any, tensor: str) -> Any:
     return consumers[0]
 
 
-def _tensor_widths(model: Any, tensors: list[str]) -> dict[str, int]:
-    """The static second dimension of each tensor, from ONNX shape inference."""
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
+def _tensor_widths(inferred: Any, tensors: list[str]) -> dict[str, int]:
+    """The static second dimension of each tensor, from a shape-inferred model."""
     shapes = {v.name: v.type.tensor_type.shape for v in inferred.graph.value_info}
     widths = {}
     for tensor in tensors:
@@ -180,10 +178,11 @@ def _tensor_widths(model: Any, tensors: list[str]) -> dict[str, int]:
     return widths
 
 
-def _subgraph(model: Any, inputs: list[str], outputs: list[str]) -> bytes:
+def _subgraph(inferred: Any, inputs: list[str], outputs: list[str]) -> bytes:
+    """The part of a shape-inferred model from ``inputs`` to ``outputs``, serialised."""
     import onnx.utils
 
-    extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))
+    extractor = onnx.utils.Extractor(inferred)
     return extractor.extract_model(inputs, outputs).SerializeToString()
 
 
