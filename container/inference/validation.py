@@ -67,11 +67,8 @@ class Validator:
 
     def validate(self, decoded: DecodedRecords) -> ValidatedBatch:
         """Validated columns for ``decoded``, or InvalidRecords (400) listing every problem found."""
+        self._require_valid_header(decoded)
         problems: list[dict[str, Any]] = []
-        if decoded.header_given:
-            self._check_header(decoded.columns, problems)
-            if problems:
-                raise _invalid(problems, decoded.n_records)
         if decoded.plain:  # plain CSV: try the column-at-a-time fast path (accepts valid bodies only)
             fast = self._columnar.validate(decoded.columns, decoded.text_columns or [])
             if fast is not None:
@@ -108,11 +105,7 @@ class Validator:
         return self._blocks(decoded, block_rows)
 
     def _blocks(self, decoded: DecodedRecords, block_rows: int) -> Iterator[tuple[int, ValidatedBatch]]:
-        if decoded.header_given:
-            problems: list[dict[str, Any]] = []
-            self._check_header(decoded.columns, problems)
-            if problems:
-                raise _invalid(problems, decoded.n_records)
+        self._require_valid_header(decoded)
         start = 0
         for text_columns in decoded.text_column_blocks(block_rows):
             fast = self._columnar.validate(decoded.columns, text_columns)
@@ -122,6 +115,14 @@ class Validator:
             n_rows = len(text_columns[0])
             yield start, ValidatedBatch(fast, n_rows, self._count_unknown(fast))
             start += n_rows
+
+    def _require_valid_header(self, decoded: DecodedRecords) -> None:
+        """InvalidRecords naming every problem of a CSV header (none without a header)."""
+        if decoded.header_given:
+            problems: list[dict[str, Any]] = []
+            self._check_header(decoded.columns, problems)
+            if problems:
+                raise _invalid(problems, decoded.n_records)
 
     def _check_header(self, header: list[str], problems: list[dict[str, Any]]) -> None:
         seen: set[str] = set()
