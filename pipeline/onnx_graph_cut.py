@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.coded_column import CodedColumn
 from pipeline.onnx_scoring import ONNX_CATEGORICAL_MISSING, FeedBuilder, normalise_category, open_session
 from pipeline.schema import CategoricalFeature, Schema
 
@@ -69,6 +70,8 @@ class GraphCut:
         index = self.indexes[name]
         if values is None:  # an absent optional feature: every value is missing
             return np.full(n_rows, index[None], dtype=np.intp)
+        if isinstance(values, CodedColumn):  # each distinct value looked up once
+            return values.map_values(lambda value: self.codes(name, [value], 1)[0], np.intp)
         codes = list(map(index.get, values))
         if None in codes:  # values the index does not know verbatim: normalise them first
             codes = [

@@ -60,26 +60,73 @@ class _Tree:
     """Per key: cell index (times the key's stride) for each global bin (numeric) or code + 1."""
     table: np.ndarray
 
-    @cached_property
-    def steps(self) -> tuple[tuple[Key, np.ndarray], ...]:
-        """(key, remap) pairs, built once: scoring then allocates no tuples per tree."""
-        return tuple(zip(self.keys, self.remaps, strict=True))
+
+@dataclass(frozen=True)
+class _KeyGroup:
+    """Keys read together: one joint index per row, ``sum(value * stride)``, computed once a call."""
+
+    keys: tuple[Key, ...]
+    sizes: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.sizes))
+
+    def joint(self, values: dict[Key, np.ndarray]) -> np.ndarray:
+        """Each row's joint index from its per-key values."""
+        joint = values[self.keys[0]].copy()
+        for key, size in zip(self.keys[1:], self.sizes[1:], strict=True):
+            joint *= size
+            joint += values[key]
+        return joint
+
+    def remap(self, tree: _Tree) -> np.ndarray:
+        """The tree's cell offset for every joint index: its per-key remaps summed over the grid."""
+        total = np.zeros(self.sizes, dtype=np.intp)
+        for axis, key in enumerate(self.keys):
+            if key in tree.keys:
+                shape = [1] * len(self.keys)
+                shape[axis] = self.sizes[axis]
+                total += tree.remaps[tree.keys.index(key)].reshape(shape)
+        return total.reshape(-1)
 
 
 class TreeTables:
-    """Scores a batch from its numeric block and categorical codes; see the module docstring."""
+    """Scores a batch from its numeric block and categorical codes; see the module docstring.
 
-    def __init__(self, thresholds: dict[int, np.ndarray], trees: list[_Tree], base: float) -> None:
+    Keys that many trees read together are grouped (:func:`_group_keys`) into one joint index per
+    row, computed once a call: a tree then takes one remap per group it reads instead of one per
+    key, which cuts the ``take``s by ~40 % (1,167 -> ~740 for the released model).
+    """
+
+    def __init__(
+        self, thresholds: dict[int, np.ndarray], trees: list[_Tree], base: float, layout: InputLayout
+    ) -> None:
         self._thresholds = thresholds
         self._trees = trees
         self._base = base
-        for tree in trees:
-            _ = tree.steps  # built before gunicorn forks, so workers share them
+        self._local_codes = _local_codes(layout)
+        cardinality: dict[Key, int] = {("numeric", c): len(b) + 1 for c, b in thresholds.items()}
+        cardinality.update({name: len(codes_of) for name, (codes_of, _) in self._local_codes.items()})
+        self._groups = _group_keys([tree.keys for tree in trees], cardinality)
+        group_of = {key: g for g, group in enumerate(self._groups) for key in group.keys}
+        self._steps = [  # per tree: (group, remap over the group's joint index), built before the fork
+            tuple(
+                (g, self._groups[g].remap(_local_tree(tree, self._local_codes)))
+                for g in sorted({group_of[key] for key in tree.keys})
+            )
+            for tree in trees
+        ]
 
     @property
     def n_cells(self) -> int:
         """Total table size (for the load log)."""
         return sum(tree.table.size for tree in self._trees)
+
+    @property
+    def n_takes(self) -> int:
+        """Remap ``take``s per call (one per tree and key group it reads)."""
+        return sum(len(steps) for steps in self._steps)
 
     @classmethod
     def compile(cls, node: Any, layout: InputLayout) -> TreeTables:
@@ -88,7 +135,7 @@ class TreeTables:
         nodes = _tree_nodes(attributes)
         thresholds = _global_thresholds(nodes, layout)
         trees = [_compile_tree(tree_nodes, layout, thresholds) for _, tree_nodes in sorted(nodes.items())]
-        return cls(thresholds, trees, attributes["base"])
+        return cls(thresholds, trees, attributes["base"], layout)
 
     def margins(self, numeric: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
         """The ensemble's raw score per row, summed exactly as ONNX Runtime sums it."""
@@ -97,24 +144,25 @@ class TreeTables:
             ("numeric", column): np.searchsorted(bounds, numeric[:, column], side="left")
             for column, bounds in self._thresholds.items()
         }
-        keys.update({name: values + 1 for name, values in codes.items()})
+        for name, (_, local_of) in self._local_codes.items():
+            keys[name] = local_of.take(codes[name] + 1)
+        joints = [group.joint(keys) for group in self._groups]
         total = np.zeros(n_rows)
         cell = np.empty(n_rows, dtype=np.intp)
         part = np.empty(n_rows, dtype=np.intp)
         leaf = np.empty(n_rows)
-        for tree in self._trees:
-            steps = tree.steps
+        for tree, steps in zip(self._trees, self._steps, strict=True):
             if not steps:  # a single leaf
                 total += tree.table[0]
                 continue
             # Indices are in range by construction, and mode="clip" skips numpy's checks (3x faster).
-            key, remap = steps[0]
-            remap.take(keys[key], out=cell, mode="clip")
-            for key, remap in steps[1:]:
-                remap.take(keys[key], out=part, mode="clip")
+            group, remap = steps[0]
+            remap.take(joints[group], out=cell, mode="clip")
+            for group, remap in steps[1:]:
+                remap.take(joints[group], out=part, mode="clip")
                 cell += part
             tree.table.take(cell, out=leaf, mode="clip")
-            total += leaf
+            total += leaf  # ONNX Runtime's order: from zero, tree after tree, the base value last
         return total + self._base
 
     def probabilities(self, numeric: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
@@ -322,3 +370,82 @@ def _walk(
     if not is_leaf[current].all():
         raise TreeTablesError("a tree has a cycle")
     return weight[current]
+
+
+MAX_GROUP_CELLS = 1024
+"""A key group's joint index space is at most this large (a remap per tree that touches it)."""
+MAX_REMAP_CELLS = 1 << 19
+"""All grouped remaps together hold at most this many cells (4 MiB); more only adds cache misses."""
+
+
+def _local_codes(layout: InputLayout) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per categorical feature: (``code + 1`` of each local code, local code of each ``code + 1``).
+
+    Local code 0 is "no column set"; the feature's block columns follow in order. Grouping keys
+    multiplies their sizes, so each feature counts only its own columns, not the whole block's.
+    """
+    columns: dict[str, list[int]] = defaultdict(list)
+    for name, code in layout.categorical.values():
+        columns[name].append(code)
+    local: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, codes in columns.items():
+        plus_one = np.array([0, *(code + 1 for code in sorted(codes))], dtype=np.intp)
+        local_of = np.zeros(layout.code_space, dtype=np.intp)
+        local_of[plus_one] = np.arange(len(plus_one))
+        local[name] = (plus_one, local_of)
+    return local
+
+
+def _local_tree(tree: _Tree, local_codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> _Tree:
+    """``tree`` with its categorical remaps indexed by local code instead of ``code + 1``."""
+    remaps = tuple(
+        remap.take(local_codes[key][0]) if isinstance(key, str) else remap
+        for key, remap in zip(tree.keys, tree.remaps, strict=True)
+    )
+    return _Tree(tree.keys, remaps, tree.table)
+
+
+def _group_keys(tree_keys: list[tuple[Key, ...]], cardinality: dict[Key, int]) -> list[_KeyGroup]:
+    """Keys grouped greedily: merge the two groups most trees read together, while that saves takes.
+
+    Merging groups A and B saves one ``take`` and one add per tree that reads both, and costs a
+    remap of ``|A| x |B|`` cells for every tree that reads either; merges stop at
+    :data:`MAX_GROUP_CELLS` per group and :data:`MAX_REMAP_CELLS` in all (larger remaps measured
+    slower: cache misses outweigh the saved takes).
+    """
+    used = sorted({key for keys in tree_keys for key in keys}, key=str)
+    groups: list[tuple[Key, ...]] = [(key,) for key in used]
+    # Which trees read a key, as bits of an int: set operations on all trees at once.
+    read_by = {key: sum(1 << t for t, keys in enumerate(tree_keys) if key in keys) for key in used}
+
+    def size(group: tuple[Key, ...]) -> int:
+        return int(np.prod([cardinality[key] for key in group]))
+
+    def readers(group: tuple[Key, ...]) -> int:
+        mask = 0
+        for key in group:
+            mask |= read_by[key]
+        return mask
+
+    def cells(all_groups: list[tuple[Key, ...]]) -> int:
+        return sum(size(group) * readers(group).bit_count() for group in all_groups)
+
+    while True:
+        best: tuple[int, int, int, int] | None = None  # (saved takes, -size, i, j)
+        for i, first in enumerate(groups):
+            for j in range(i + 1, len(groups)):
+                second = groups[j]
+                merged_size = size(first) * size(second)
+                if merged_size > MAX_GROUP_CELLS:
+                    continue
+                saved = (readers(first) & readers(second)).bit_count()
+                candidate = (saved, -merged_size, i, j)
+                if saved and (best is None or candidate > best):
+                    merged = [g for k, g in enumerate(groups) if k not in (i, j)] + [first + second]
+                    if cells(merged) <= MAX_REMAP_CELLS:
+                        best = candidate
+        if best is None:
+            break
+        _, _, i, j = best
+        groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [groups[i] + groups[j]]
+    return [_KeyGroup(group, tuple(cardinality[key] for key in group)) for group in groups]

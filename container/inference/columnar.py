@@ -1,75 +1,124 @@
-"""Column-at-a-time validation of CSV bodies: the fast path for large batches.
+"""Column-at-a-time validation of plain CSV bodies: the fast path for large batches.
 
 :class:`inference.validation.Validator` checks a record at a time, which costs ~19 µs per CSV row
-(a function call, a try block and an append per field). A valid 10,000-row CSV body does not need
-that: the decoder already hands over its cells column by column, and each column is converted with
-one ``map`` through a per-feature memo of *text -> validated value*. Real columns repeat a few
-hundred distinct texts (ages, hours, category names), so almost every cell is a dict hit instead
-of a ``strip``, a ``float`` and a range check; a categorical hit also returns the schema's own
-string object, which makes later lookups by that value identity checks.
+(a function call, a try block and an append per field). A valid 10,000-row plain CSV body does not
+need that: :mod:`inference.csv_fields` has located its fields, and each column is looked up as a
+whole in a per-feature table of *distinct field text -> validated value* (:mod:`inference.field_keys`).
+Only a text the table has not seen yet is stripped, parsed and range-checked, once, with the same
+rules as the per-record validator; it then joins the table (bounded: a table that reaches
+:data:`MEMO_LIMIT` starts over). Known categories are the schema's own string objects.
 
 It only ever *accepts*: on the first value it does not like (unknown or missing column, text in
 a numeric column, a number out of range) it returns None and the caller runs the per-record
 validator, which then reports every problem with the exact messages. For valid input the columns
-are value-for-value identical to the per-record path's (tests/perf checks this).
+hold the per-record path's values (tests/perf checks this); numeric columns come as float arrays
+with NaN for missing, categorical ones as :class:`pipeline.coded_column.CodedColumn` (the table's
+values and an entry per row) with None for missing.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from inference.csv_fields import CsvFields
+from inference.field_keys import MAX_WORDS, KeyTable, field_hashes, field_words
+from pipeline.coded_column import CodedColumn
 from pipeline.schema import MISSING_TOKENS, CategoricalFeature, NumericFeature, Schema
 
 Value = float | str | None
 MEMO_LIMIT = 65_536
-"""Distinct texts remembered per feature; a memo that reaches it starts over (bounded memory)."""
+"""Distinct texts remembered per feature; a table that reaches it starts over (bounded memory)."""
 
 
 class _Reject(Exception):
     """Some value needs the per-record validator's judgement (and message)."""
 
 
-class _NumberMemo(dict[str, float | None]):
-    """Text -> validated number (None for missing) for one numeric feature."""
+@dataclass
+class ColumnarResult:
+    """Validated columns (schema order) and how many values of each feature were unknown categories."""
 
-    def __init__(self, feature: NumericFeature) -> None:
-        super().__init__()
-        self._low, self._high = feature.minimum, feature.maximum
+    columns: dict[str, np.ndarray | CodedColumn]
+    unknown_categories: dict[str, int]
 
-    def __missing__(self, text: str) -> float | None:
+
+@dataclass
+class _FeatureTable:
+    """One feature's distinct texts and their validated values."""
+
+    feature: NumericFeature | CategoricalFeature
+    keys: KeyTable = field(default_factory=KeyTable)
+    array: np.ndarray = field(default_factory=lambda: np.empty(0))
+    unknown: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    known: dict[str, str] = field(default_factory=dict)
+    """Category -> the schema's own string object."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.feature, CategoricalFeature):
+            self.known = {category: category for category in self.feature.categories}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every text but the schema's categories, spelled as the schema spells them."""
+        self.keys = KeyTable()
+        self.array = np.empty(0)
+        self.unknown = np.empty(0, dtype=bool)
+        seeds = self.feature.categories if isinstance(self.feature, CategoricalFeature) else ()
+        self._learn([category.encode() for category in seeds])
+
+    def lookup(self, fields: CsvFields, column: int) -> np.ndarray:
+        """The entry of each field of ``column`` (learning new texts); _Reject if one is invalid."""
+        lengths = fields.lengths[column]
+        if len(self.keys) >= MEMO_LIMIT:
+            self.reset()
+        n_words = min(MAX_WORDS, -(-int(lengths.max(initial=0)) // 8))
+        words = field_words(fields, column, n_words)
+        hashes = field_hashes(words, lengths)
+        entries = self.keys.lookup(words, lengths, hashes)
+        missing = np.flatnonzero(entries < 0)
+        if missing.size:
+            _, first = np.unique(hashes.take(missing), return_index=True)
+            self._learn([fields.cell(column, int(row)) for row in missing.take(first)])
+            entries[missing] = self.keys.lookup(
+                words[:, missing], lengths.take(missing), hashes.take(missing)
+            )
+            for row in missing[entries.take(missing) < 0].tolist():  # long texts, hash twins
+                text = fields.cell(column, row)
+                if text not in self.keys.entries:
+                    self._learn([text])
+                entries[row] = self.keys.entries[text]
+        return entries
+
+    def _learn(self, texts: list[bytes]) -> None:
+        new = [text for text in dict.fromkeys(texts) if text not in self.keys.entries]
+        values = [self._convert(text.decode()) for text in new]  # may raise _Reject: learn nothing then
+        self.keys.add(new)
+        if isinstance(self.feature, NumericFeature):
+            added = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+        else:
+            added = np.array(values, dtype=object)
+            unknown = np.array([v is not None and v not in self.known for v in values], dtype=bool)
+            self.unknown = np.concatenate([self.unknown, unknown])
+        self.array = np.concatenate([self.array, added]) if self.array.size else added
+
+    def _convert(self, text: str) -> Value:
         stripped = text.strip()
         if stripped in MISSING_TOKENS:
-            number = None
-        else:
-            try:
-                number = float(stripped)
-            except ValueError:
-                raise _Reject from None
-            if math.isnan(number):
-                number = None
-            elif not self._low <= number <= self._high:
-                raise _Reject
-        if len(self) >= MEMO_LIMIT:
-            self.clear()
-        self[text] = number
+            return None
+        if isinstance(self.feature, CategoricalFeature):
+            return self.known.get(stripped, stripped)
+        try:
+            number = float(stripped)
+        except ValueError:
+            raise _Reject from None
+        if math.isnan(number):
+            return None
+        if not self.feature.minimum <= number <= self.feature.maximum:
+            raise _Reject
         return number
-
-
-class _CategoryMemo(dict[str, str | None]):
-    """Text -> normalised category (None for missing); known categories as the schema's objects."""
-
-    def __init__(self, feature: CategoricalFeature) -> None:
-        super().__init__({category: category for category in feature.categories})
-        self._known = dict(self)
-
-    def __missing__(self, text: str) -> str | None:
-        stripped = text.strip()
-        value = None if stripped in MISSING_TOKENS else self._known.get(stripped, stripped)
-        if len(self) >= MEMO_LIMIT:
-            self.clear()
-            self.update(self._known)
-        self[text] = value
-        return value
 
 
 class ColumnarValidator:
@@ -77,36 +126,44 @@ class ColumnarValidator:
 
     def __init__(self, schema: Schema) -> None:
         self._features = {feature.name: feature for feature in schema.features}
-        self._memos: dict[str, _NumberMemo | _CategoryMemo] = {}
-        for feature in schema.features:
-            if isinstance(feature, NumericFeature):
-                self._memos[feature.name] = _NumberMemo(feature)
-            elif isinstance(feature, CategoricalFeature):
-                self._memos[feature.name] = _CategoryMemo(feature)
+        self._tables = {
+            feature.name: _FeatureTable(feature)
+            for feature in schema.features
+            if isinstance(feature, NumericFeature | CategoricalFeature)
+        }
 
-    def validate(self, header: list[str], text_columns: list[list[str]]) -> dict[str, list[Value]] | None:
-        """Validated columns (schema order) for all-valid CSV cells, or None to use the slow path.
+    def validate(self, header: list[str], fields: CsvFields) -> ColumnarResult | None:
+        """Validated columns for all-valid plain CSV ``fields``, or None to use the slow path.
 
-        ``text_columns`` are the cells column by column, named by ``header`` (the CSV header or the
-        schema's feature order).
+        ``header`` names the fields' columns (the CSV header or the schema's feature order).
         """
         width = len(header)
-        if len(text_columns) != width or len(set(header)) != width:
+        if fields.width != width or len(set(header)) != width:
             return None
-        if any(name not in self._memos for name in header):
+        if any(name not in self._tables for name in header):
             return None
-        by_name = dict(zip(header, text_columns, strict=True))
-        n_rows = len(text_columns[0]) if text_columns else 0
-        columns: dict[str, list[Value]] = {}
+        position = {name: i for i, name in enumerate(header)}
+        n_rows = fields.n_rows
+        columns: dict[str, np.ndarray | CodedColumn] = {}
+        unknown: dict[str, int] = {}
         try:
             for name, feature in self._features.items():
-                values = by_name.get(name)
-                if values is None:
+                if name not in position:
                     if not feature.optional:
                         return None
-                    columns[name] = [None] * n_rows
+                    missing = np.full(n_rows, math.nan if isinstance(feature, NumericFeature) else None)
+                    columns[name] = missing
+                    continue
+                table = self._tables[name]
+                entries = table.lookup(fields, position[name])
+                if isinstance(feature, NumericFeature):
+                    columns[name] = table.array.take(entries)
                 else:
-                    columns[name] = list(map(self._memos[name].__getitem__, values))
+                    columns[name] = CodedColumn(table.array, entries)
+                if table.unknown.size:
+                    count = int(np.count_nonzero(table.unknown.take(entries)))
+                    if count:
+                        unknown[name] = count
         except _Reject:
             return None
-        return columns
+        return ColumnarResult(columns, unknown)

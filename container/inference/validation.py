@@ -8,7 +8,7 @@ trip; each names the record index, the field and the problem. Unknown categories
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,12 @@ Value = float | str | None
 
 @dataclass
 class ValidatedBatch:
-    """Validated columns in schema order: float|None for numeric, str|None for categorical features."""
+    """Validated columns in schema order: float|None for numeric, str|None for categorical features.
 
-    columns: dict[str, list[Value]]
+    Lists from the per-record path; numpy arrays from the columnar path (NaN for a missing number).
+    """
+
+    columns: Mapping[str, Sequence[Value]]
     n_records: int
     unknown_categories: dict[str, int] = field(default_factory=dict)
 
@@ -69,10 +72,10 @@ class Validator:
         """Validated columns for ``decoded``, or InvalidRecords (400) listing every problem found."""
         self._require_valid_header(decoded)
         problems: list[dict[str, Any]] = []
-        if decoded.plain:  # plain CSV: try the column-at-a-time fast path (accepts valid bodies only)
-            fast = self._columnar.validate(decoded.columns, decoded.text_columns or [])
+        if decoded.fields is not None:  # plain CSV: the column-at-a-time path (accepts valid bodies only)
+            fast = self._columnar.validate(decoded.columns, decoded.fields)
             if fast is not None:
-                return ValidatedBatch(fast, decoded.n_records, self._count_unknown(fast))
+                return ValidatedBatch(fast.columns, decoded.n_records, fast.unknown_categories)
         columns: dict[str, list[Value]] = {name: [] for name in self.names}
         for index, row in enumerate(decoded.rows):
             if len(problems) >= MAX_REPORTED_PROBLEMS:
@@ -107,14 +110,13 @@ class Validator:
     def _blocks(self, decoded: DecodedRecords, block_rows: int) -> Iterator[tuple[int, ValidatedBatch]]:
         self._require_valid_header(decoded)
         start = 0
-        for text_columns in decoded.text_column_blocks(block_rows):
-            fast = self._columnar.validate(decoded.columns, text_columns)
+        for fields in decoded.field_blocks(block_rows):
+            fast = self._columnar.validate(decoded.columns, fields)
             if fast is None:
                 yield 0, self.validate(decoded)
                 return
-            n_rows = len(text_columns[0])
-            yield start, ValidatedBatch(fast, n_rows, self._count_unknown(fast))
-            start += n_rows
+            yield start, ValidatedBatch(fast.columns, fields.n_rows, fast.unknown_categories)
+            start += fields.n_rows
 
     def _require_valid_header(self, decoded: DecodedRecords) -> None:
         """InvalidRecords naming every problem of a CSV header (none without a header)."""

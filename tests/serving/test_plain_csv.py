@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import inference.decoding as decoding
+import numpy as np
 import pytest
 from inference.columnar import MEMO_LIMIT, ColumnarValidator
 from inference.content_types import CSV
@@ -13,6 +16,14 @@ from inference.validation import Validator
 from pipeline.schema import SCHEMA
 
 VALIDATOR = Validator(SCHEMA)
+
+
+@pytest.fixture(autouse=True)
+def _plain_path_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small bodies normally skip the plain path (it pays off from 64 lines); these tests need it."""
+    monkeypatch.setattr("inference.decoding.PLAIN_MIN_LINES", 1)
+
+
 ROW = "39,State-gov,13,Never-married,Adm-clerical,Not-in-family,White,Male,2174,0,40,United-States"
 HEADER = ",".join(SCHEMA.names)
 
@@ -23,7 +34,7 @@ def _both(body: str, monkeypatch: pytest.MonkeyPatch):
     for plain in (True, False):
         with monkeypatch.context() as patch:
             if not plain:
-                patch.setattr(decoding, "_plain_csv_lines", lambda _text: None)
+                patch.setattr(decoding, "locate_fields", lambda _body: None)
             try:
                 decoded = decode(body.encode(), CSV, VALIDATOR.names, VALIDATOR.header_names)
             except MalformedBody as exc:
@@ -41,6 +52,9 @@ def _both(body: str, monkeypatch: pytest.MonkeyPatch):
     [
         (f"{ROW}\n{ROW}\n", True),
         (f"{ROW}\r\n{ROW}\r\n", True),  # CRLF line ends
+        (f"{ROW}\r\n{ROW}\n", True),  # mixed
+        (f"{ROW}\n{ROW.replace('United-States', 'Ünïcødé')}\n", True),  # multi-byte UTF-8 in a field
+        (f"{ROW.replace('State-gov', 'x' * 70)}\n{ROW}\n", True),  # longer than the 64 bytes read as words
         (f"{ROW}\n{ROW}", True),  # no final line break
         (f"{HEADER}\n{ROW}\n", True),
         (" , , , , , , , , , , , \n", True),  # every field blank: one all-missing record
@@ -49,6 +63,9 @@ def _both(body: str, monkeypatch: pytest.MonkeyPatch):
         (f"{ROW}\r{ROW}\r", False),  # old Mac line ends
         (f'{ROW}\n"39",State-gov,13,x,y,z,White,Male,0,0,40,"United-States"\n', False),
         (f"{ROW}\n{ROW},extra\n", False),  # ragged rows
+        (f"{ROW},extra\n{ROW}\n", False),
+        (f"{ROW}\n{ROW},x\n{ROW.rsplit(',', 1)[0]}\n", False),  # right separator count in all, not per line
+        (f"{ROW}\x00\n{ROW}\n", False),  # NUL: the csv module refuses it
         (f"{ROW}\n39,State-gov\n", False),
     ],
 )
@@ -72,28 +89,71 @@ def test_a_plain_body_is_validated_column_by_column() -> None:
     decoded = decode(body, CSV, VALIDATOR.names, VALIDATOR.header_names)
     batch = VALIDATOR.validate(decoded)
     assert decoded._rows is None  # never split into rows
-    assert batch.n_records == 3 and batch.columns["age"] == [39.0] * 3
-    assert batch.columns["native_country"] == ["United-States"] * 3
+    assert batch.n_records == 3 and list(batch.columns["age"]) == [39.0] * 3
+    assert list(batch.columns["native_country"]) == ["United-States"] * 3
 
 
-def test_memos_stay_bounded_and_categories_are_canonical() -> None:
+def _fields(lines: list[str]):
+    decoded = decode(("\n".join(lines) + "\n").encode(), CSV, VALIDATOR.names, VALIDATOR.header_names)
+    assert decoded.fields is not None
+    return decoded.fields
+
+
+def test_tables_stay_bounded_and_categories_are_canonical() -> None:
     validator = ColumnarValidator(SCHEMA)
     header = list(SCHEMA.names)
+    cells = ROW.split(",")
     rows = MEMO_LIMIT + 500
-    columns = {name: [] for name in header}
+    lines = []
     for i in range(rows):
-        for name, value in zip(header, ROW.split(","), strict=True):
-            columns[name].append(f" {value} " if name != "workclass" else f"Unknown-{i}")
-    ages = columns["age"]
-    columns["age"] = [f"{30 + (i % 50)}.{i}" for i in range(rows)]  # many distinct texts
-    validated = validator.validate(header, [columns[n] for n in header])
-    assert validated is not None
-    assert all(len(memo) <= MEMO_LIMIT for memo in validator._memos.values())
-    assert validated["age"][:2] == [30.0, 31.1] and ages[0] == " 39 "
+        row = [f" {value} " for value in cells]
+        row[header.index("age")] = f"{30 + (i % 50)}.{i}"  # many distinct texts
+        row[header.index("workclass")] = f"Unknown-{i}"
+        lines.append(",".join(row))
+    for block in (lines[:MEMO_LIMIT], lines[MEMO_LIMIT:]):  # the second block starts the tables over
+        result = validator.validate(header, _fields(block))
+        assert result is not None
+    assert all(len(table.keys) <= MEMO_LIMIT for table in validator._tables.values())
+    first, second = MEMO_LIMIT, MEMO_LIMIT + 1  # the second block's first rows
+    assert list(result.columns["age"][:2]) == [
+        float(f"{30 + first % 50}.{first}"),
+        float(f"{30 + second % 50}.{second}"),
+    ]
     country = next(f for f in SCHEMA.features if f.name == "native_country")
     known = next(c for c in country.categories if c == "United-States")
-    assert validated["native_country"][0] is known  # the schema's own object: later lookups are identity hits
-    assert validated["workclass"][-1] == f"Unknown-{rows - 1}"
+    assert result.columns["native_country"][0] is known  # the schema's own object: identity hits later
+    assert result.columns["workclass"][-1] == f"Unknown-{rows - 1}"
+    assert result.unknown_categories == {"workclass": 500}
+
+
+def test_long_texts_and_hash_twins_still_resolve_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inference.field_keys as field_keys
+
+    validator = ColumnarValidator(SCHEMA)
+    header = list(SCHEMA.names)
+    cells = ROW.split(",")
+    long_country = "Republic-of-" + "x" * 80  # longer than the 64 bytes compared as words
+    spellings = ["White", " White", "White ", "Black", " ? ", ""]
+    lines = []
+    for i in range(120):
+        row = list(cells)
+        row[header.index("race")] = spellings[i % len(spellings)]
+        row[header.index("native_country")] = long_country if i % 3 else "Cuba"
+        row[header.index("hours_per_week")] = str(i % 99 + 1)
+        lines.append(",".join(row))
+    expected = VALIDATOR.validate(
+        decode(("\n".join(lines) + "\n").encode(), CSV, VALIDATOR.names, VALIDATOR.header_names)
+    )
+    # Every text hashes alike: each lookup must still find its own entry by comparing the bytes.
+    monkeypatch.setattr(field_keys, "_LENGTH_FACTOR", np.uint64(0))
+    monkeypatch.setattr(field_keys, "_WORD_FACTORS", np.zeros(8, dtype=np.uint64))
+    for _ in range(2):  # learning, then found in the tables
+        result = validator.validate(header, _fields(lines))
+        assert result is not None
+        for name in header:
+            got = [None if isinstance(v, float) and math.isnan(v) else v for v in result.columns[name]]
+            assert got == list(expected.columns[name]), name
+        assert result.unknown_categories == {"native_country": 80}
 
 
 def _rows(n: int) -> list[str]:
@@ -163,6 +223,6 @@ def test_validate_blocks_counts_records_across_blocks() -> None:
     decoded = decode(body, CSV, VALIDATOR.names, VALIDATOR.header_names)
     blocks = list(VALIDATOR.validate_blocks(decoded, 10))
     assert [(start, batch.n_records) for start, batch in blocks] == [(0, 10), (10, 10), (20, 5)]
-    assert [v for _, b in blocks for v in b.columns["age"]] == [float(20 + i % 60) for i in range(25)]
+    assert [float(v) for _, b in blocks for v in b.columns["age"]] == [float(20 + i % 60) for i in range(25)]
     json_body = decode(b'{"age": 30}', "application/json", VALIDATOR.names, VALIDATOR.header_names)
     assert VALIDATOR.validate_blocks(json_body, 10) is None

@@ -391,13 +391,13 @@ def test_ping_is_200_even_for_conditional_and_range_requests(server: ServeProces
 
 def test_ping_stays_fast_while_every_worker_is_busy(server: ServeProcess) -> None:
     """nginx answers /ping from the ready file, so a queue of big requests cannot break the 2 s rule."""
-    body = csv_rows(RECORDS * 7000, header=False).encode()  # 21,000 rows per request
+    body = csv_rows(RECORDS * 20_000, header=False).encode()  # 60,000 rows (~5 MB) per request
     done: list[int] = []
 
     def busy() -> None:
         done.append(invoke(server, body, "text/csv").status_code)
 
-    threads = [threading.Thread(target=busy) for _ in range(6)]
+    threads = [threading.Thread(target=busy) for _ in range(10)]
     for thread in threads:
         thread.start()
     time.sleep(0.3)
