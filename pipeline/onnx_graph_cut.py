@@ -71,11 +71,11 @@ class GraphCut:
         if values is None:  # an absent optional feature: every value is missing
             return np.full(n_rows, index[None], dtype=np.intp)
         if isinstance(values, CodedColumn):  # each distinct value looked up once
-            return values.map_values(lambda value: self.codes(name, [value], 1)[0], np.intp)
+            return values.map_values(lambda value: _code(index, value), np.intp)
         codes = list(map(index.get, values))
         if None in codes:  # values the index does not know verbatim: normalise them first
             codes = [
-                code if code is not None else index.get(normalise_category(value), -1)
+                code if code is not None else _code(index, value)
                 for code, value in zip(codes, values, strict=True)
             ]
         return np.fromiter(codes, dtype=np.intp, count=n_rows)
@@ -83,6 +83,11 @@ class GraphCut:
     def columns_of(self, name: str) -> set[int]:
         """The categorical block's columns that belong to feature ``name``."""
         return {column for column in self.indexes[name].values() if column >= 0}
+
+
+def _code(index: dict[object, int], value: object) -> int:
+    code = index.get(value)
+    return code if code is not None else index.get(normalise_category(value), -1)
 
 
 def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:

@@ -15,33 +15,22 @@ from functools import cached_property
 
 import numpy as np
 
-PADDING = 72
-"""Zero bytes after the body: reading a field's first 64 bytes (8 words) stays inside the words."""
+PADDING = 80
+"""Zero bytes after the body: reading 9 aligned words from any field start stays inside the buffer."""
 
 _COMMA, _NEWLINE = ord(","), ord("\n")
 
 
 class _Buffer:
-    """The body's bytes, and their 8-byte words once somebody reads words (shared by every block)."""
+    """The body's bytes, shared by every block of it."""
 
     def __init__(self, padded: bytes) -> None:
         self.padded = padded
-        self.n_words = (len(padded) - 7) // 8
 
     @cached_property
-    def shifted_words(self) -> np.ndarray:
-        """The bytes as 8-byte little-endian words at each of the 8 byte offsets, flattened.
-
-        Row ``r`` holds the words starting at bytes ``r, r + 8, r + 16, ...``, so the 8 bytes at any
-        position are one aligned read (see :meth:`CsvFields.word_index`). Gathering from an
-        unaligned view instead is ~20 times slower.
-        """
-        source = np.frombuffer(self.padded, dtype=np.uint8)
-        shifted = np.empty((8, self.n_words), dtype="<u8")
-        as_bytes = shifted.view(np.uint8).reshape(8, 8 * self.n_words)
-        for offset in range(8):
-            as_bytes[offset] = source[offset : offset + 8 * self.n_words]
-        return shifted.reshape(-1)
+    def words(self) -> np.ndarray:
+        """The bytes as aligned little-endian 8-byte words (a view, no copy)."""
+        return np.frombuffer(self.padded, dtype="<u8", count=len(self.padded) // 8)
 
 
 @dataclass(frozen=True)
@@ -84,39 +73,51 @@ class CsvFields:
         last = int(self.starts[-1, -1] + self.lengths[-1, -1])
         return [line.split(",") for line in self.buffer.padded[first:last].decode().split("\n")]
 
-    @property
-    def shifted_words(self) -> np.ndarray:
-        """The body's 8-byte words at every byte offset (see :meth:`word_index`)."""
-        return self.buffer.shifted_words
+    def words_at(self, column: int, n_words: int) -> np.ndarray:
+        """``[n_words, n_rows]``: the 8-byte words at each field of ``column``, from its first byte.
 
-    def word_index(self, positions: np.ndarray) -> np.ndarray:
-        """Where in :attr:`shifted_words` the 8 bytes starting at each of ``positions`` are."""
-        return (positions & 7) * self.buffer.n_words + (positions >> 3)
+        Two aligned words shifted together per word (an unaligned gather is ~20 times slower, and
+        a copy of the body at every byte offset would cost 8 times its size); bytes past the
+        field's end are *not* cleared here.
+        """
+        starts = self.starts[column]
+        aligned = self.buffer.words
+        index = starts >> 3
+        low_shift = ((starts & 7) * 8).astype(np.uint64)
+        high_shift = np.uint64(63) - low_shift  # after a shift by 1: 64 - low_shift, 0 bits when aligned
+        out = np.empty((n_words, len(starts)), dtype=np.uint64)
+        low = aligned.take(index)
+        for k in range(n_words):
+            high = aligned.take(index + (k + 1))
+            np.right_shift(low, low_shift, out=out[k])
+            out[k] |= (high << np.uint64(1)) << high_shift
+            low = high
+        return out
 
 
-def locate_fields(body: bytes) -> CsvFields | None:
+def locate_fields(body: bytes, min_lines: int = 1) -> CsvFields | None:
     """The fields of ``body`` (a UTF-8 CSV body, header included) if it is plain CSV, else None.
 
     Plain means: no quote, no NUL, no line break but LF or CRLF, at least two fields on the first
-    line and exactly as many on every line, so no line is blank either.
+    line and exactly as many on every line, so no line is blank either. Bodies of fewer than
+    ``min_lines`` lines give None too (a line has at least a comma, so they are cheap to rule out).
     """
-    if b'"' in body or b"\x00" in body:
+    if len(body) < 2 * min_lines - 1 or b'"' in body or b"\x00" in body:
         return None
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n")
         if b"\r" in body:
             return None
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    first_line_end = body.index(b"\n")
-    width = body.count(b",", 0, first_line_end) + 1
-    n_lines = body.count(b"\n")
-    if width < 2 or (body.count(b",") + n_lines) != width * n_lines:
+    end = len(body) if body.endswith(b"\n") else len(body) + 1
+    padded = body + (b"" if end == len(body) else b"\n") + bytes(PADDING)
+    buffer = np.frombuffer(padded, dtype=np.uint8, count=end)
+    is_comma, is_newline = buffer == _COMMA, buffer == _NEWLINE
+    n_lines = int(np.count_nonzero(is_newline))
+    width = padded.count(b",", 0, padded.index(b"\n")) + 1
+    if n_lines < min_lines or width < 2 or int(np.count_nonzero(is_comma)) != (width - 1) * n_lines:
         return None
-    padded = body + bytes(PADDING)
-    buffer = np.frombuffer(padded, dtype=np.uint8, count=len(body))
-    separators = np.flatnonzero((buffer == _COMMA) | (buffer == _NEWLINE)).reshape(n_lines, width)
-    if not (buffer[separators[:, -1]] == _NEWLINE).all():  # then some line has a comma too many
+    separators = np.flatnonzero(is_comma | is_newline).reshape(n_lines, width)
+    if not is_newline.take(separators[:, -1]).all():  # then some line has a comma too many
         return None
     starts = np.empty((width, n_lines), dtype=np.intp)
     starts[0, 0] = 0

@@ -147,7 +147,7 @@ def _decode_csv(body: bytes, feature_names: Sequence[str], header_names: frozens
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedBody(f"the body is not valid UTF-8 (byte {exc.start})") from None
-    fields = locate_fields(body) if body.count(b"\n") + 1 >= PLAIN_MIN_LINES else None
+    fields = locate_fields(body, PLAIN_MIN_LINES)
     if fields is not None:
         first = fields.row_texts(0)
         header_given = any(cell.strip() in header_names for cell in first)

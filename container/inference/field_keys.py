@@ -31,12 +31,11 @@ _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [(1 << 64) - 1], dtyp
 def field_words(fields: CsvFields, column: int, n_words: int) -> np.ndarray:
     """``[n_words, n]``: each field of ``column`` as its bytes in zero-padded 8-byte words."""
     lengths = fields.lengths[column]
-    index = fields.word_index(fields.starts[column])
-    words = fields.shifted_words
-    out = np.empty((n_words, len(lengths)), dtype=np.uint64)
+    out = fields.words_at(column, n_words)
+    remaining = lengths.copy()
     for k in range(n_words):
-        words.take(index + k, out=out[k])
-        out[k] &= _MASKS.take(np.clip(lengths - 8 * k, 0, 8))
+        out[k] &= _MASKS.take(np.maximum(np.minimum(remaining, 8), 0))  # the field's bytes in word k
+        remaining -= 8
     return out
 
 

@@ -34,7 +34,7 @@ def _both(body: str, monkeypatch: pytest.MonkeyPatch):
     for plain in (True, False):
         with monkeypatch.context() as patch:
             if not plain:
-                patch.setattr(decoding, "locate_fields", lambda _body: None)
+                patch.setattr(decoding, "locate_fields", lambda _body, _min_lines: None)
             try:
                 decoded = decode(body.encode(), CSV, VALIDATOR.names, VALIDATOR.header_names)
             except MalformedBody as exc:
