@@ -132,3 +132,43 @@ def test_verification_rows_cover_every_known_string_in_every_feature(released_mo
         assert None in columns[name] and UNKNOWN_PROBE in columns[name]
     for name in schema.numeric:
         assert None in columns[name]
+
+
+def test_columns_from_the_csv_fast_path_score_like_lists(released_model_dir: Path, holdout) -> None:
+    """Float arrays with NaN and CodedColumn categories (the columnar CSV path) score bit for bit."""
+    from inference.content_types import CSV
+    from inference.decoding import decode
+    from inference.validation import Validator
+
+    from pipeline.coded_column import CodedColumn
+
+    engine = OnnxEngine.load(released_model_dir, table_min_rows=256)
+    validator = Validator(engine.schema)
+    columns = _holdout_columns(holdout, engine.schema)
+    n_rows = 3000
+    lines = [
+        ",".join("" if _missing(columns[name][i]) else str(columns[name][i]) for name in engine.schema.names)
+        for i in range(n_rows)
+    ]
+    lines[7] = lines[7].replace("Private", " Private ", 1)  # padded: another text, the same category
+    decoded = decode(("\n".join(lines) + "\n").encode(), CSV, validator.names, validator.header_names)
+    batch = validator.validate(decoded)
+    assert any(isinstance(values, CodedColumn) for values in batch.columns.values())
+    as_lists = {name: [None if _missing(v) else v for v in values] for name, values in batch.columns.items()}
+    expected = predict_positive(_full_graph(released_model_dir), FeedBuilder(engine.schema).build(as_lists))
+    assert np.array_equal(engine.predict_proba(batch.columns), expected)
+    assert np.array_equal(engine.predict_proba(as_lists), expected)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def test_keys_are_grouped_within_the_caps(released_model_dir: Path) -> None:
+    engine = OnnxEngine.load(released_model_dir, table_min_rows=256)
+    tables = engine._tables._tables
+    assert all(group.size <= tree_tables.MAX_GROUP_CELLS for group in tables._groups)
+    pairs = sum(len(tree.keys) for tree in tables._trees)
+    assert tables.n_takes < 0.75 * pairs  # grouping must save takes on the released model
+    remap_cells = sum(remap.size for steps in tables._steps for _, remap in steps)
+    assert remap_cells <= tree_tables.MAX_REMAP_CELLS
