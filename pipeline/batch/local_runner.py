@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.batch.bad_records import ErrorRow, errors_header, errors_lines, header_problem, record_problems
+from pipeline.batch.byte_records import split_leading_ids
 from pipeline.batch.container_client import ContainerClient
 from pipeline.batch.errors import BadRecord, BatchError, ContainerRejected
 from pipeline.batch.join import join_output, output_header
@@ -258,18 +259,24 @@ class _Runner:
 
     def _process(self, batch: MiniBatch, ctx: _FileContext) -> _BatchResult:
         errors: list[ErrorRow] = []
+        for number, problem in batch.problems:
+            self._bad(ctx, number, problem.field, problem.problem, problem.message, errors)
+        if not batch.pieces:
+            return _BatchResult(b"", 0, batch.raw_bytes, errors)
+        whole = self._score_whole(batch, ctx)
+        if whole is not None:
+            return _BatchResult(whole[0], whole[1], batch.raw_bytes, errors)
         ids: list[bytes] = []
         features: list[bytes] = []
         numbers: list[int] = []
-        for number, problem in batch.problems:
-            self._bad(ctx, number, problem.field, problem.problem, problem.message, errors)
-        fast = ctx.splitter.split_many(batch.lines)
+        lines = batch.lines
+        fast = ctx.splitter.split_many(lines)
         if fast is not None:
             ids, features = fast
             numbers = batch.numbers
         else:
             split = ctx.splitter.split
-            for line, number in zip(batch.lines, batch.numbers, strict=True):
+            for line, number in zip(lines, batch.numbers, strict=True):
                 try:
                     i, f = split(line)
                 except RecordProblem as problem:
@@ -280,6 +287,29 @@ class _Runner:
                 numbers.append(number)
         output, rows = self._score(ctx, ids, features, numbers, errors)
         return _BatchResult(output, rows, batch.raw_bytes, errors)
+
+    def _score_whole(self, batch: MiniBatch, ctx: _FileContext) -> tuple[bytes, int] | None:
+        """The common case without a Python object per line (see pipeline.batch.byte_records).
+
+        CSV whose ID columns lead and whose lines are unquoted and long enough, answered 200 with
+        one line per record. None otherwise, and the per-line path (which names bad records and
+        scores the rest) takes the batch, sending it again if it was sent.
+        """
+        if ctx.fmt != CSV or not isinstance(ctx.splitter, CsvSplitter) or not ctx.splitter.leading:
+            return None
+        split = split_leading_ids(batch.records, len(ctx.splitter.ids))
+        if split is None:
+            return None
+        first, last = batch.first_and_last
+        where = f"{ctx.label} lines {first}-{last}"
+        head = ctx.sent_header + b"\n" if ctx.sent_header is not None else b""
+        answer = self.client.invoke(head + split.payload, ctx.fmt, ctx.fmt, where)
+        if answer.status != 200:
+            if answer.status != 400:
+                raise _rejected(where, answer)
+            return None
+        output = split.join(answer.body)
+        return None if output is None else (output, split.n_records)
 
     def _score(
         self,
@@ -299,11 +329,7 @@ class _Runner:
                 return join_output(answer.body, ids, ctx.fmt, ctx.has_ids, where), len(features)
             error = answer.error()
             if answer.status != 400:
-                hint = "; lower --max-payload-mb" if answer.status == 413 else ""
-                raise ContainerRejected(
-                    f"{where}: the container answered {answer.status} {error.get('code')}: "
-                    f"{error.get('message')}{hint}"
-                )
+                raise _rejected(where, answer)
             in_header = header_problem(error)
             if in_header is not None:
                 raise BadRecord(
@@ -357,3 +383,12 @@ class _Runner:
         if not self.job.skip_invalid:
             raise BadRecord(ctx.label, line, field_name, problem, message)
         errors.append(ErrorRow(ctx.label, line, field_name, problem, message))
+
+
+def _rejected(where: str, answer: Any) -> ContainerRejected:
+    """The job-ending error for an answer that is neither 200 nor a 400 naming records."""
+    error = answer.error()
+    hint = "; lower --max-payload-mb" if answer.status == 413 else ""
+    return ContainerRejected(
+        f"{where}: the container answered {answer.status} {error.get('code')}: {error.get('message')}{hint}"
+    )

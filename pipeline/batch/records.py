@@ -111,14 +111,14 @@ class CsvSplitter:
         self.ids = ids.positions
         self._wanted = max(self.ids) + 1 if self.ids else 0
         # The common layout, ID columns first: one bytes.split per line, no list rebuild.
-        self._leading = self.ids == tuple(range(len(self.ids)))
+        self.leading = self.ids == tuple(range(len(self.ids)))
 
     def split(self, line: bytes) -> tuple[bytes, bytes]:
         if not self.ids:
             return b"", line
         if b'"' in line:
             return self._split_quoted(line)
-        if self._leading:
+        if self.leading:
             parts = line.split(b",", len(self.ids))
             if len(parts) <= len(self.ids):
                 raise self._too_short(len(parts))
@@ -137,7 +137,7 @@ class CsvSplitter:
         """
         if not self.ids:
             return [b""] * len(lines), lines
-        if not self._leading:
+        if not self.leading:
             return None
         if any(map(methodcaller("__contains__", b'"'), lines)):  # C-level loops, no generator frames
             return None

@@ -9,14 +9,12 @@ alone exceeds the limit is a bad record (SageMaker fails the job on it).
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
-from operator import add
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 from pipeline.batch.records import RecordProblem
 
@@ -25,17 +23,46 @@ MIB = 1024 * 1024
 
 @dataclass
 class MiniBatch:
-    """Consecutive records of one input file, in file order."""
+    """Consecutive records of one input file, in file order.
+
+    The records are kept as the bytes they were read in (runs of whole lines joined by line
+    breaks), not as an object per line: the runner's common path works on them whole.
+    """
 
     index: int
-    lines: list[bytes] = field(default_factory=list)
-    """Record lines without their terminator."""
-    numbers: list[int] = field(default_factory=list)
-    """1-based line number in the input file of each record."""
     raw_bytes: int = 0
     """Input bytes this batch consumed (records, blank lines and terminators), for progress."""
     problems: list[tuple[int, RecordProblem]] = field(default_factory=list)
     """Lines found bad before sending (too large), as (line number, problem)."""
+    pieces: list[bytes] = field(default_factory=list)
+    """Runs of record lines, each joined by line breaks, without a final one."""
+    piece_numbers: list[Sequence[int]] = field(default_factory=list)
+    """1-based line number in the input file of each record of each piece."""
+
+    def add(self, piece: bytes, numbers: Sequence[int]) -> None:
+        """Append a run of record lines (``numbers``: their line numbers)."""
+        self.pieces.append(piece)
+        self.piece_numbers.append(numbers)
+
+    @property
+    def records(self) -> bytes:
+        """Every record line, joined by line breaks (no final one)."""
+        return self.pieces[0] if len(self.pieces) == 1 else b"\n".join(self.pieces)
+
+    @property
+    def lines(self) -> list[bytes]:
+        """Record lines without their terminator."""
+        return [line for piece in self.pieces for line in piece.split(b"\n")]
+
+    @property
+    def numbers(self) -> list[int]:
+        """1-based line number in the input file of each record."""
+        return [number for numbers in self.piece_numbers for number in numbers]
+
+    @property
+    def first_and_last(self) -> tuple[int, int]:
+        """The first and the last record's line numbers (the batch has records)."""
+        return self.piece_numbers[0][0], self.piece_numbers[-1][-1]
 
 
 @dataclass(frozen=True)
@@ -92,11 +119,10 @@ def mini_batches(fh: BinaryIO, limit_bytes: int, header_cost: int, first_number:
             continue
         carry = data[cut + 1 :]
         block = data[:cut]
-        lines = block.split(b"\n")
-        yield from packer.add(block, lines, number, cut + 1)
-        number += len(lines)
+        yield from packer.add(block, number, cut + 1)
+        number += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE)) + 1
     if carry:  # a last line without a terminator (complete or truncated: the container decides)
-        yield from packer.add(carry, [carry], number, len(carry))
+        yield from packer.add(carry, number, len(carry))
     yield from packer.flush()
 
 
@@ -112,32 +138,24 @@ class _Packer:
         self.batch = MiniBatch(0)
         self.size = 0
 
-    def add(self, block: bytes, lines: list[bytes], first: int, raw: int) -> Iterator[MiniBatch]:
-        """Pack ``lines`` (``block`` split on "\\n"; numbers ``first + 1`` on; ``raw`` input bytes)."""
+    def add(self, block: bytes, first: int, raw: int) -> Iterator[MiniBatch]:
+        """Pack the lines of ``block`` (numbers ``first + 1`` on; ``raw`` input bytes consumed)."""
         self.batch.raw_bytes += raw
-        if b"\r" in block:  # CRLF files: the terminator is not part of the record
-            lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
-        numbers: list[int] | range = range(first + 1, first + 1 + len(lines))
-        if not all(lines) or lines[0].isspace() or _BLANK_LINE.search(block) is not None:
-            kept = [(n, line) for n, line in zip(numbers, lines, strict=True) if line.strip()]
-            numbers, lines = [n for n, _ in kept], [line for _, line in kept]
-        # ends[i]: payload bytes of lines[:i], each with its "\n".
-        ends = _ends(lines)
-        start = 0
-        while start < len(lines):
+        text, ends, numbers = _records_of(block, first)
+        start, n_lines = 0, len(ends) - 1
+        while start < n_lines:
             room = self.budget - self.size
-            stop = bisect_right(ends, ends[start] + room) - 1
+            stop = int(np.searchsorted(ends, ends[start] + room, side="right")) - 1
             if stop > start:
-                self.batch.lines.extend(lines[start:stop])
-                self.batch.numbers.extend(numbers[start:stop])
-                self.size += ends[stop] - ends[start]
+                self.batch.add(text[ends[start] : ends[stop] - 1], numbers[start:stop])
+                self.size += int(ends[stop] - ends[start])
                 start = stop
                 continue
-            if self.batch.lines:  # full: start the next batch
+            if self.batch.pieces:  # full: start the next batch
                 yield self._next()
                 continue
             # An empty batch cannot take this line: it alone is over the limit.
-            cost = ends[start + 1] - ends[start]
+            cost = int(ends[start + 1] - ends[start])
             problem = RecordProblem(
                 None,
                 "record_too_large",
@@ -148,7 +166,7 @@ class _Packer:
             start += 1
 
     def flush(self) -> Iterator[MiniBatch]:
-        if self.batch.lines or self.batch.problems or self.batch.raw_bytes:
+        if self.batch.pieces or self.batch.problems or self.batch.raw_bytes:
             yield self._next()
 
     def _next(self) -> MiniBatch:
@@ -158,14 +176,35 @@ class _Packer:
         return done
 
 
-def _ends(lines: list[bytes]) -> list[int]:
-    """``ends[i]``: the payload bytes of ``lines[:i]``, each line with its "\\n" (C-level loops)."""
-    lengths = list(accumulate(map(len, lines), initial=0))
-    return list(map(add, lengths, range(len(lengths))))
+def _records_of(block: bytes, first: int) -> tuple[bytes, np.ndarray, Sequence[int]]:
+    """The record lines of ``block`` as (text, ends, line numbers).
+
+    ``text`` is the records joined by line breaks and ``ends[i]`` where record i starts in it, so
+    records ``a..b`` are ``text[ends[a] : ends[b] - 1]`` and cost ``ends[b] - ends[a]`` payload bytes
+    (each with its line break). A block with no CR and no line that is empty or starts with
+    whitespace is its own text (no object per line); otherwise CRs before line breaks and blank
+    lines are dropped line by line.
+    """
+    if block and b"\r" not in block:
+        buffer = np.frombuffer(block, dtype=np.uint8)
+        breaks = np.flatnonzero(buffer == _NEWLINE)
+        line_starts = np.concatenate(([0], breaks + 1))
+        if line_starts[-1] < len(block) and not _SPACE.take(buffer.take(line_starts)).any():
+            ends = np.concatenate((line_starts, [len(block) + 1]))
+            return block, ends, range(first + 1, first + 1 + len(line_starts))
+    lines = block.split(b"\n")
+    if b"\r" in block:  # CRLF files: the terminator is not part of the record
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    kept = [(first + 1 + i, line) for i, line in enumerate(lines) if line.strip()]
+    lengths = np.fromiter((len(line) + 1 for _, line in kept), dtype=np.intp, count=len(kept))
+    ends = np.concatenate(([0], np.cumsum(lengths)))
+    return b"\n".join(line for _, line in kept), ends, [number for number, _ in kept]
 
 
-_BLANK_LINE = re.compile(rb"\n[ \t\r\f\v]+(?=\n|\Z)")
-"""A whitespace-only line after the first (a literal start: the search jumps from newline to newline)."""
+_NEWLINE = ord("\n")
+_SPACE = np.zeros(256, dtype=np.bool_)
+_SPACE[list(b" \t\n\r\x0b\x0c")] = True
+"""Bytes ``bytes.strip`` removes: a line starting with one may be blank (an empty one starts with LF)."""
 
 
 def limit_bytes(max_payload_mb: int) -> int:

@@ -255,20 +255,20 @@ def test_retries_5xx_and_dropped_connections(tmp_path: Path, proxy) -> None:
 
 
 def test_retry_after_a_killed_worker(tmp_path: Path, released_model_dir, proxy_factory) -> None:
-    server = ServeRun(released_model_dir, tmp_path / "logs", workers=1, env={"MAX_PAYLOAD_MB": "1"})
+    server = ServeRun(released_model_dir, tmp_path / "logs", workers=1, env={"MAX_PAYLOAD_MB": "4"})
     server.start()
     try:
         proxy = proxy_factory(server.url)
         victims: list[int] = []
 
         def kill_worker() -> None:
-            time.sleep(0.05)  # the request is being scored (a 1 MiB body takes well over 50 ms)
+            time.sleep(0.02)  # the request is being scored (a 4 MiB body, ~45,000 rows, takes ~100 ms)
             victim = server.gunicorn_workers()[0]
             victims.append(victim)
             os.kill(victim, signal.SIGKILL)
 
         proxy.during[2] = kill_worker
-        rows = [ROWS[i % len(ROWS)] for i in range(40_000)]
+        rows = [ROWS[i % len(ROWS)] for i in range(150_000)]  # 4 requests
         write_rows(tmp_path / "in.csv", rows, [str(i) for i in range(len(rows))])
         summary = run(tmp_path / "in.csv", tmp_path / "out", proxy.url, id_columns=("0",))
         server.remember_tree()
