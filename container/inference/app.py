@@ -27,18 +27,14 @@ from inference.errors import (
     ServingError,
 )
 from inference.invocations_wsgi import InvocationsWSGI
-from inference.memory import (
-    PAUSE_GC_FROM_BYTES,
-    TRIM_FROM_BYTES,
-    garbage_collection_paused,
-    release_freed_memory,
-)
+from inference.memory import PAUSE_GC_FROM_BYTES, TRIM_FROM_BYTES, garbage_collection_paused
 from inference.readiness import READY_BODY, ModelState
 from inference.request_context import begin_request, error_parts, internal_error
 from inference.request_log import RequestTimer, log_event
 from inference.scoring import Deadline, score
 from inference.settings import Settings
 from inference.validation import Validator
+from pipeline.heap import release_freed_memory
 
 
 def create_app(settings: Settings, state: ModelState) -> Flask:

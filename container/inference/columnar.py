@@ -71,7 +71,7 @@ class _FeatureTable:
 
     def lookup(self, fields: CsvFields, column: int) -> np.ndarray:
         """The entry of each field of ``column`` (learning new texts); _Reject if one is invalid."""
-        lengths = fields.lengths[column]
+        lengths = fields.lengths[column].astype(np.intp)
         if len(self.keys) >= MEMO_LIMIT:
             self.reset()
         n_words = min(MAX_WORDS, -(-int(lengths.max(initial=0)) // 8))

@@ -80,7 +80,7 @@ class CsvFields:
         a copy of the body at every byte offset would cost 8 times its size); bytes past the
         field's end are *not* cleared here.
         """
-        starts = self.starts[column]
+        starts = self.starts[column].astype(np.intp)  # once: numpy indexes with intp
         aligned = self.buffer.words
         index = starts >> 3
         low_shift = ((starts & 7) * 8).astype(np.uint64)
@@ -111,17 +111,36 @@ def locate_fields(body: bytes, min_lines: int = 1) -> CsvFields | None:
     end = len(body) if body.endswith(b"\n") else len(body) + 1
     padded = body + (b"" if end == len(body) else b"\n") + bytes(PADDING)
     buffer = np.frombuffer(padded, dtype=np.uint8, count=end)
-    is_comma, is_newline = buffer == _COMMA, buffer == _NEWLINE
-    n_lines = int(np.count_nonzero(is_newline))
+    n_lines = padded.count(b"\n", 0, end)
     width = padded.count(b",", 0, padded.index(b"\n")) + 1
-    if n_lines < min_lines or width < 2 or int(np.count_nonzero(is_comma)) != (width - 1) * n_lines:
+    if n_lines < min_lines or width < 2:
         return None
-    separators = np.flatnonzero(is_comma | is_newline).reshape(n_lines, width)
-    if not is_newline.take(separators[:, -1]).all():  # then some line has a comma too many
+    separators = _separators(buffer)
+    if len(separators) != width * n_lines:
         return None
-    starts = np.empty((width, n_lines), dtype=np.intp)
+    separators = separators.reshape(n_lines, width)
+    if not (buffer.take(separators[:, -1]) == _NEWLINE).all():  # then some line has a comma too many
+        return None
+    # 32-bit offsets: a body is at most a few MiB, and large ones hold millions of fields.
+    starts = np.empty((width, n_lines), dtype=np.int32)
     starts[0, 0] = 0
     starts[0, 1:] = separators[:-1, -1] + 1
     starts[1:] = separators[:, :-1].T + 1
-    lengths = separators.T - starts
-    return CsvFields(_Buffer(padded), starts, np.ascontiguousarray(lengths))
+    lengths = np.empty_like(starts)
+    np.subtract(separators.T, starts, out=lengths, casting="unsafe")
+    return CsvFields(_Buffer(padded), starts, lengths)
+
+
+SCAN_BYTES = 1 << 20
+"""The body is searched for separators this many bytes at a time (bounded temporary masks)."""
+
+
+def _separators(buffer: np.ndarray) -> np.ndarray:
+    """Positions of every comma and line break in ``buffer``."""
+    found = []
+    for start in range(0, len(buffer), SCAN_BYTES):
+        part = buffer[start : start + SCAN_BYTES]
+        mask = part == _COMMA
+        mask |= part == _NEWLINE
+        found.append(np.flatnonzero(mask) + start)
+    return np.concatenate(found) if len(found) != 1 else found[0]

@@ -7,18 +7,17 @@ the end of the request, when those lists are already gone.
 
 Python frees the objects, but glibc keeps the freed pages in the worker's heap, so a worker that
 once served a large batch would hold that peak for good (multiplied by the worker count).
-:func:`release_freed_memory` (``malloc_trim(0)``) returns them; it costs well under a millisecond,
-so it runs only after large requests.
+:func:`pipeline.heap.release_freed_memory` (``malloc_trim(0)``, called by the app) returns them; it costs
+well under a millisecond, so it runs only after large requests. Each worker also pins glibc's mmap
+threshold (:func:`pipeline.heap.fix_mmap_threshold`, in ``gunicorn.conf.py``), so the multi-MB
+buffers of a large request are unmapped when freed instead of joining the heap.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
-from typing import Any
 
 PAUSE_GC_FROM_BYTES = 64 * 1024
 """Request bodies at least this large (about 700 CSV rows) run without garbage collection."""
@@ -38,21 +37,3 @@ def garbage_collection_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def release_freed_memory() -> bool:
-    """Return freed heap pages to the OS; False where the C library has no ``malloc_trim``."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
-
-
-@cache
-def _malloc_trim() -> Any | None:
-    # glibc's soname directly: ctypes.util.find_library would run ldconfig in a subprocess.
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return None

@@ -4,8 +4,8 @@ Batch Transform's ``InputFilter`` drops the caller's ID columns before the conta
 and ``JoinSource=Input`` with an ``OutputFilter`` puts them back in front of the container's answer
 (see :mod:`pipeline.batch.join`). For the common layout (the ID columns lead, nothing is quoted) both
 are byte-range operations: each line's ID cells are the bytes up to its k-th comma, its features
-the rest. numpy finds those positions for a whole mini-batch and gathers the ranges in one pass, so
-no Python object is made per line; anything else (quotes, a line with too few cells, an answer
+the rest. numpy finds those positions for a whole mini-batch and moves the bytes with run-length
+masks, so no Python object is made per line; anything else (quotes, a line with too few cells, an answer
 with the wrong line count) returns None and the caller uses its per-line path, which also names
 the line at fault.
 """
@@ -24,12 +24,11 @@ class ByteSplit:
     """One mini-batch's payload (features, each line ending in a line break) and its ID cells."""
 
     payload: bytes
-    records: bytes
-    """The mini-batch's lines, each ending in a line break (the source of the ID cells)."""
     n_records: int
-    id_starts: np.ndarray
+    id_cells: bytes
+    """Every line's ID cells with the comma after them, concatenated (empty without IDs)."""
     id_lengths: np.ndarray
-    """Each line's ID cells *with* the comma after them, as ranges of ``records`` (none without IDs)."""
+    """How many bytes of ``id_cells`` each line has."""
 
     def join(self, answer: bytes) -> bytes | None:
         """Each line's ID cells, a comma, then its answer line; None if the line counts differ."""
@@ -38,30 +37,31 @@ class ByteSplit:
         answer_ends = np.flatnonzero(np.frombuffer(answer, dtype=np.uint8) == _NEWLINE) + 1
         if len(answer_ends) != self.n_records:
             return None
-        if not self.id_starts.size:
+        if not self.id_cells:
             return answer
-        answer_starts = np.concatenate(([0], answer_ends[:-1]))
-        source = np.frombuffer(self.records + answer, dtype=np.uint8)
-        starts = np.empty(2 * self.n_records, dtype=np.intp)
-        lengths = np.empty(2 * self.n_records, dtype=np.intp)
-        starts[0::2], lengths[0::2] = self.id_starts, self.id_lengths
-        starts[1::2], lengths[1::2] = answer_starts + len(self.records), answer_ends - answer_starts
-        return _gather(source, starts, lengths)
+        runs = np.empty(2 * self.n_records, dtype=np.intp)
+        runs[0::2] = self.id_lengths
+        runs[1::2] = np.diff(answer_ends, prepend=0)
+        is_id = np.repeat(np.tile(np.array([True, False]), self.n_records), runs)
+        joined = np.empty(len(is_id), dtype=np.uint8)
+        joined[is_id] = np.frombuffer(self.id_cells, dtype=np.uint8)
+        joined[~is_id] = np.frombuffer(answer, dtype=np.uint8)
+        return joined.tobytes()
 
 
-def split_leading_ids(records: bytes, n_ids: int) -> ByteSplit | None:
-    """``records`` (lines joined by line breaks, no final one) split after each line's ``n_ids``-th comma.
+def split_leading_ids(records: bytes, n_ids: int, head: bytes = b"") -> ByteSplit | None:
+    """``records`` (lines each ending in a line break) split after each line's ``n_ids``-th comma.
 
-    None when a line is quoted or has no more than ``n_ids`` cells: the per-line path decides.
+    The payload starts with ``head`` (the header line to send, if any). None when a line is quoted
+    or has no more than ``n_ids`` cells: the per-line path decides.
     """
     if b'"' in records:
         return None
-    records += b"\n"
     buffer = np.frombuffer(records, dtype=np.uint8)
     line_ends = np.flatnonzero(buffer == _NEWLINE)  # each line's line break
     line_starts = np.concatenate(([0], line_ends[:-1] + 1))
     if not n_ids:
-        return ByteSplit(records, records, len(line_ends), line_starts[:0], line_starts[:0])
+        return ByteSplit(head + records, len(line_ends), b"", line_starts[:0])
     cut = _after_cells(buffer, line_starts, line_ends, n_ids)
     if cut is None:
         return None
@@ -70,7 +70,9 @@ def split_leading_ids(records: bytes, n_ids: int) -> ByteSplit | None:
     runs[0::2] = cut + 1 - line_starts
     runs[1::2] = line_ends - cut
     keep = np.repeat(np.tile(np.array([False, True]), len(line_ends)), runs)
-    return ByteSplit(buffer[keep].tobytes(), records, len(line_ends), line_starts, cut + 1 - line_starts)
+    payload = b"".join((head, buffer[keep]))  # one copy of the kept bytes, the header in front
+    id_cells = buffer[np.logical_not(keep, out=keep)].tobytes()
+    return ByteSplit(payload, len(line_ends), id_cells, runs[0::2])
 
 
 MAX_PROBES = 64
@@ -112,18 +114,3 @@ def _after_cells_by_scan(
         return None
     cut = commas.take(last)
     return None if (cut > line_ends).any() else cut
-
-
-def _gather(source: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bytes:
-    """The ranges ``source[starts[i] : starts[i] + lengths[i]]`` concatenated, in one gather.
-
-    The byte offsets are 32-bit (a mini-batch and its answer are a few MB): 4 bytes of index per
-    byte gathered, not 8.
-    """
-    total = int(lengths.sum())
-    if not total:
-        return b""
-    shift = (starts - (np.cumsum(lengths) - lengths)).astype(np.int32)
-    offsets = np.repeat(shift, lengths)
-    offsets += np.arange(total, dtype=np.int32)
-    return source.take(offsets).tobytes()

@@ -41,6 +41,7 @@ from pipeline.batch.records import (
     splitter_for,
 )
 from pipeline.batch.splitting import MiniBatch, input_files, limit_bytes, mini_batches, read_start
+from pipeline.heap import fix_mmap_threshold
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class _BatchResult:
 
 def run_local_job(job: LocalJob, say: Callable[[str], None] = print) -> JobSummary:
     """Run ``job`` to completion; raises BatchError (BadRecord, ContainerUnavailable...) on failure."""
+    fix_mmap_threshold()  # mini-batch buffers go back to the OS when freed: memory stays bounded
     files = input_files(job.input)
     root = job.input if job.input.is_dir() else job.input.parent
     client = ContainerClient(job.container_url, 1, max_retries=job.max_retries)
@@ -297,13 +299,13 @@ class _Runner:
         """
         if ctx.fmt != CSV or not isinstance(ctx.splitter, CsvSplitter) or not ctx.splitter.leading:
             return None
-        split = split_leading_ids(batch.records, len(ctx.splitter.ids))
+        head = ctx.sent_header + b"\n" if ctx.sent_header is not None else b""
+        split = split_leading_ids(batch.records, len(ctx.splitter.ids), head)
         if split is None:
             return None
         first, last = batch.first_and_last
         where = f"{ctx.label} lines {first}-{last}"
-        head = ctx.sent_header + b"\n" if ctx.sent_header is not None else b""
-        answer = self.client.invoke(head + split.payload, ctx.fmt, ctx.fmt, where)
+        answer = self.client.invoke(split.payload, ctx.fmt, ctx.fmt, where)
         if answer.status != 200:
             if answer.status != 400:
                 raise _rejected(where, answer)

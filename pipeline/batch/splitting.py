@@ -35,7 +35,7 @@ class MiniBatch:
     problems: list[tuple[int, RecordProblem]] = field(default_factory=list)
     """Lines found bad before sending (too large), as (line number, problem)."""
     pieces: list[bytes] = field(default_factory=list)
-    """Runs of record lines, each joined by line breaks, without a final one."""
+    """Runs of record lines, each line ending in a line break."""
     piece_numbers: list[Sequence[int]] = field(default_factory=list)
     """1-based line number in the input file of each record of each piece."""
 
@@ -46,13 +46,13 @@ class MiniBatch:
 
     @property
     def records(self) -> bytes:
-        """Every record line, joined by line breaks (no final one)."""
-        return self.pieces[0] if len(self.pieces) == 1 else b"\n".join(self.pieces)
+        """Every record line, each ending in a line break (no copy when the batch is one piece)."""
+        return b"".join(self.pieces)
 
     @property
     def lines(self) -> list[bytes]:
         """Record lines without their terminator."""
-        return [line for piece in self.pieces for line in piece.split(b"\n")]
+        return [line for piece in self.pieces for line in piece.split(b"\n")[:-1]]
 
     @property
     def numbers(self) -> list[int]:
@@ -118,11 +118,11 @@ def mini_batches(fh: BinaryIO, limit_bytes: int, header_cost: int, first_number:
             carry = data
             continue
         carry = data[cut + 1 :]
-        block = data[:cut]
-        yield from packer.add(block, number, cut + 1)
-        number += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE)) + 1
+        block = data[: cut + 1]
+        yield from packer.add(block, number, len(block))
+        number += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE))
     if carry:  # a last line without a terminator (complete or truncated: the container decides)
-        yield from packer.add(carry, number, len(carry))
+        yield from packer.add(carry + b"\n", number, len(carry))
     yield from packer.flush()
 
 
@@ -139,7 +139,8 @@ class _Packer:
         self.size = 0
 
     def add(self, block: bytes, first: int, raw: int) -> Iterator[MiniBatch]:
-        """Pack the lines of ``block`` (numbers ``first + 1`` on; ``raw`` input bytes consumed)."""
+        """Pack the lines of ``block`` (each ending in a line break; numbers ``first + 1`` on; ``raw``
+        input bytes consumed)."""
         self.batch.raw_bytes += raw
         text, ends, numbers = _records_of(block, first)
         start, n_lines = 0, len(ends) - 1
@@ -147,7 +148,7 @@ class _Packer:
             room = self.budget - self.size
             stop = int(np.searchsorted(ends, ends[start] + room, side="right")) - 1
             if stop > start:
-                self.batch.add(text[ends[start] : ends[stop] - 1], numbers[start:stop])
+                self.batch.add(text[ends[start] : ends[stop]], numbers[start:stop])
                 self.size += int(ends[stop] - ends[start])
                 start = stop
                 continue
@@ -177,28 +178,25 @@ class _Packer:
 
 
 def _records_of(block: bytes, first: int) -> tuple[bytes, np.ndarray, Sequence[int]]:
-    """The record lines of ``block`` as (text, ends, line numbers).
+    """The record lines of ``block`` (lines each ending in a line break) as (text, ends, numbers).
 
-    ``text`` is the records joined by line breaks and ``ends[i]`` where record i starts in it, so
-    records ``a..b`` are ``text[ends[a] : ends[b] - 1]`` and cost ``ends[b] - ends[a]`` payload bytes
-    (each with its line break). A block with no CR and no line that is empty or starts with
-    whitespace is its own text (no object per line); otherwise CRs before line breaks and blank
-    lines are dropped line by line.
+    ``text`` holds the records, each ending in a line break, and ``ends[i]`` is where record i
+    starts in it, so records ``a..b`` are ``text[ends[a] : ends[b]]``: ``ends[b] - ends[a]`` payload
+    bytes. A block with no CR and no line that is empty or starts with whitespace is its own text
+    (no object per line); otherwise CRs before line breaks and blank lines are dropped line by line.
     """
-    if block and b"\r" not in block:
+    if b"\r" not in block:
         buffer = np.frombuffer(block, dtype=np.uint8)
-        breaks = np.flatnonzero(buffer == _NEWLINE)
-        line_starts = np.concatenate(([0], breaks + 1))
-        if line_starts[-1] < len(block) and not _SPACE.take(buffer.take(line_starts)).any():
-            ends = np.concatenate((line_starts, [len(block) + 1]))
-            return block, ends, range(first + 1, first + 1 + len(line_starts))
-    lines = block.split(b"\n")
+        ends = np.concatenate(([0], np.flatnonzero(buffer == _NEWLINE) + 1))
+        if not _SPACE.take(buffer.take(ends[:-1])).any():
+            return block, ends, range(first + 1, first + len(ends))
+    lines = block.split(b"\n")[:-1]
     if b"\r" in block:  # CRLF files: the terminator is not part of the record
         lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
     kept = [(first + 1 + i, line) for i, line in enumerate(lines) if line.strip()]
     lengths = np.fromiter((len(line) + 1 for _, line in kept), dtype=np.intp, count=len(kept))
     ends = np.concatenate(([0], np.cumsum(lengths)))
-    return b"\n".join(line for _, line in kept), ends, [number for number, _ in kept]
+    return b"".join(line + b"\n" for _, line in kept), ends, [number for number, _ in kept]
 
 
 _NEWLINE = ord("\n")

@@ -1,0 +1,49 @@
+"""glibc heap settings (pipeline.heap): pinned mmap threshold, buffers handed back when freed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from pipeline.heap import fix_mmap_threshold, release_freed_memory
+
+# A child process that frees 8 MB buffers of growing size, with or without the pinned threshold,
+# and prints how much its RSS grew while it holds none of them.
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from pipeline.heap import fix_mmap_threshold
+
+    def rss_kib():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+    if sys.argv[1] == "pinned":
+        assert fix_mmap_threshold()
+    before = rss_kib()
+    for size in range(8, 24):  # each freed block raises glibc's dynamic threshold past the next
+        buffer = np.ones(size * 1024 * 1024 // 8)
+        del buffer
+        small = [np.ones(size * 1024 * 1024 // 8 // 4) for _ in range(3)]  # heap-sized, if unpinned
+        del small
+    print(rss_kib() - before)
+    """
+)
+
+
+def _growth_kib(mode: str) -> int:
+    out = subprocess.run([sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def test_glibc_accepts_the_settings() -> None:
+    assert fix_mmap_threshold() is True
+    assert release_freed_memory() is True
+
+
+def test_a_pinned_threshold_gives_freed_buffers_back() -> None:
+    pinned, default = _growth_kib("pinned"), _growth_kib("default")
+    assert pinned < 4 * 1024
+    assert default > pinned + 8 * 1024  # glibc's default keeps them: what the pin is for
