@@ -1,8 +1,8 @@
 """Where a request's time goes inside one worker: decode, validate, score, encode, per engine.
 
 In process (no HTTP), on the same bodies as ``bench_engines.py``: one JSON record and a 10,000-row
-CSV. Each phase is timed separately over many repeats and the median is reported, plus the bare
-ONNX Runtime ``run`` on a prebuilt feed. Times are the thread's CPU time (``time.thread_time``), so
+CSV (and its first 1,000 rows). Each phase is timed separately over many repeats and the median is
+reported, plus the bare ONNX Runtime ``run`` on a prebuilt feed. Times are the thread's CPU time (``time.thread_time``), so
 on a busy machine they exclude time spent waiting for a core (wall time would not).
 Writes ``bench/results/request_path.json``.
 
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     engine, json_body, "application/json", 300 if engine_name == "onnx" else 50
                 ),
                 "csv_10000_rows": time_phases(engine, csv_body, "text/csv", 7),
+                "csv_1000_rows": time_phases(engine, _first_lines(csv_body, 1000), "text/csv", 30),
             }
             if engine_name == "onnx":
                 entry["tree_tables"] = getattr(engine, "tables_status", None)
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
+
+
+def _first_lines(body: bytes, n: int) -> bytes:
+    return b"".join(body.splitlines(keepends=True)[:n])
 
 
 def _first_record(engine, body: bytes) -> dict[str, list[object]]:
