@@ -2,8 +2,9 @@
 
 In process (no HTTP), on the same bodies as ``bench_engines.py``: one JSON record and a 10,000-row
 CSV (and its first 1,000 rows). Each phase is timed separately over many repeats and the median is
-reported, plus the bare ONNX Runtime ``run`` on a prebuilt feed. Times are the thread's CPU time (``time.thread_time``), so
-on a busy machine they exclude time spent waiting for a core (wall time would not).
+reported, plus the bare ONNX Runtime ``run`` on a prebuilt feed. Times are the thread's CPU time
+(``time.thread_time``), so on a busy machine they exclude time spent waiting for a core (wall time
+would not).
 Writes ``bench/results/request_path.json``.
 
     .venv/bin/python bench/bench_request_path.py [--model-dir DIR]
