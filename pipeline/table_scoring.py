@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.onnx_graph_cut import UNKNOWN_PROBE, GraphCut, GraphCutError, cut_graph
 from pipeline.onnx_scoring import FeedBuilder, predict_positive
 from pipeline.schema import CategoricalFeature, NumericFeature, Schema
-from pipeline.tree_tables import InputLayout, TreeTables, TreeTablesError
+from pipeline.tree_tables import STACKED_MAX_ROWS, InputLayout, TreeTables, TreeTablesError
 
 VERIFY_RANDOM_ROWS = 2048
 _VERIFY_SEED = 20261203
@@ -66,7 +66,18 @@ def build_table_scorer(model_bytes: bytes, schema: Schema, full_session: Any) ->
     scorer = TableScorer(schema, cut, tables, full_session)
     columns = verification_columns(schema, cut.probes)
     expected = predict_positive(full_session, FeedBuilder(schema).build(columns))
-    actual = scorer.predict(columns)
+    # Once whole (tree by tree), once in slices small enough for the all-trees-at-once path.
+    step = STACKED_MAX_ROWS
+    small = [
+        scorer.predict({name: values[start : start + step] for name, values in columns.items()})
+        for start in range(0, len(expected), step)
+    ]
+    for actual in (scorer.predict(columns), np.concatenate(small)):
+        _require_equal(expected, actual)
+    return scorer
+
+
+def _require_equal(expected: np.ndarray, actual: np.ndarray) -> None:
     if not np.array_equal(expected, actual):
         mismatches = int(np.sum(expected != actual))
         worst = float(np.max(np.abs(expected - actual)))
@@ -74,7 +85,6 @@ def build_table_scorer(model_bytes: bytes, schema: Schema, full_session: Any) ->
             f"the tables differ from the graph on {mismatches} of {len(expected)} verification rows "
             f"(max |Δp| {worst:.3g})"
         )
-    return scorer
 
 
 def _layout(cut: GraphCut, schema: Schema) -> InputLayout:

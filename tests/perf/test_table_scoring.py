@@ -170,5 +170,4 @@ def test_keys_are_grouped_within_the_caps(released_model_dir: Path) -> None:
     assert all(group.size <= tree_tables.MAX_GROUP_CELLS for group in tables._groups)
     pairs = sum(len(tree.keys) for tree in tables._trees)
     assert tables.n_takes < 0.75 * pairs  # grouping must save takes on the released model
-    remap_cells = sum(remap.size for steps in tables._steps for _, remap in steps)
-    assert remap_cells <= tree_tables.MAX_REMAP_CELLS
+    assert sum(remap.size for remap in tables._remaps) <= tree_tables.MAX_REMAP_CELLS
