@@ -27,6 +27,9 @@ import numpy as np
 
 MAX_TABLE_CELLS = 1 << 20
 """A tree whose table would be larger than this is not compiled (memory, load time)."""
+MAX_TOTAL_CELLS = 1 << 22
+"""All tables together (32 MiB, shared by the workers). Deep trees on many thresholds can need far
+more (train --quick's model: ~20 M cells, 6 s to build): the graph then scores every call."""
 _HARD_ROUNDING = 0.49
 """``exp`` results this close (in float ULPs) to a rounding midpoint are computed by libm's ``expf``."""
 
@@ -140,7 +143,11 @@ class TreeTables:
         attributes = _attributes(node)
         nodes = _tree_nodes(attributes)
         thresholds = _global_thresholds(nodes, layout)
-        trees = [_compile_tree(tree_nodes, layout, thresholds) for _, tree_nodes in sorted(nodes.items())]
+        trees: list[_Tree] = []
+        total = 0
+        for _, tree_nodes in sorted(nodes.items()):
+            trees.append(_compile_tree(tree_nodes, layout, thresholds, MAX_TOTAL_CELLS - total))
+            total += trees[-1].table.size
         return cls(thresholds, trees, attributes["base"], layout)
 
     def margins(self, numeric: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
@@ -313,7 +320,10 @@ def _global_thresholds(
 
 
 def _compile_tree(
-    tree: dict[int, dict[str, Any]], layout: InputLayout, thresholds: dict[int, np.ndarray]
+    tree: dict[int, dict[str, Any]],
+    layout: InputLayout,
+    thresholds: dict[int, np.ndarray],
+    budget: int = MAX_TOTAL_CELLS,
 ) -> _Tree:
     """One tree's table: the leaf weight for every combination of its keys' cells."""
     splits = [node for node in tree.values() if not node["leaf"]]
@@ -342,6 +352,8 @@ def _compile_tree(
     n_cells = int(np.prod(sizes)) if sizes else 1
     if n_cells > MAX_TABLE_CELLS:
         raise TreeTablesError(f"a tree needs a table of {n_cells} cells (limit {MAX_TABLE_CELLS})")
+    if n_cells > budget:
+        raise TreeTablesError(f"the tables would need more than {MAX_TOTAL_CELLS} cells in all")
     grid = np.indices(sizes).reshape(len(sizes), -1) if sizes else np.zeros((0, 1), dtype=np.intp)
     table = _walk(tree, keys, cells, grid, layout)
     strides = [int(np.prod(sizes[i + 1 :])) for i in range(len(sizes))]

@@ -32,7 +32,10 @@ def _holdout_columns(holdout, schema) -> dict[str, list[object]]:
     return {name: frame[name].tolist() for name in schema.names}
 
 
-def test_tables_reproduce_the_graph_bit_for_bit(model_dir: Path, holdout) -> None:
+def test_tables_reproduce_the_graph_bit_for_bit(
+    model_dir: Path, holdout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tree_tables, "MAX_TOTAL_CELLS", 1 << 30)  # the quick model's deep trees too
     engine = OnnxEngine.load(model_dir)
     session = _full_graph(model_dir)
     scorer = build_table_scorer((model_dir / ONNX_FILE).read_bytes(), engine.schema, session)
@@ -171,3 +174,12 @@ def test_keys_are_grouped_within_the_caps(released_model_dir: Path) -> None:
     pairs = sum(len(tree.keys) for tree in tables._trees)
     assert tables.n_takes < 0.75 * pairs  # grouping must save takes on the released model
     assert sum(remap.size for remap in tables._remaps) <= tree_tables.MAX_REMAP_CELLS
+
+
+def test_tables_too_large_in_all_leave_the_graph_scoring(quick_model_dir: Path) -> None:
+    """``train --quick``'s deep trees would need ~20 M cells (6 s at start-up): refused, with the reason."""
+    engine = OnnxEngine.load(quick_model_dir, table_min_rows=256)
+    assert engine._tables is None
+    assert engine.tables_status == (
+        f"unavailable: the tables would need more than {tree_tables.MAX_TOTAL_CELLS} cells in all"
+    )
