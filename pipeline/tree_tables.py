@@ -19,7 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from typing import Any
 
@@ -110,8 +110,13 @@ class TreeTables:
         self, thresholds: dict[int, np.ndarray], trees: list[_Tree], base: float, layout: InputLayout
     ) -> None:
         self._thresholds = thresholds
-        self._trees = trees
         self._base = base
+        # One array for every table; each tree reads its own slice (a view: nothing held twice).
+        self._all_tables = np.concatenate([tree.table for tree in trees])
+        offsets = np.cumsum([0] + [tree.table.size for tree in trees[:-1]])
+        self._table_offsets = offsets[:, None]
+        views = np.split(self._all_tables, offsets[1:])
+        self._trees = [replace(tree, table=view) for tree, view in zip(trees, views, strict=True)]
         self._local_codes = _local_codes(layout)
         cardinality: dict[Key, int] = {("numeric", c): len(b) + 1 for c, b in thresholds.items()}
         cardinality.update({name: len(codes_of) for name, (codes_of, _) in self._local_codes.items()})
@@ -124,13 +129,11 @@ class TreeTables:
             tuple((g, self._remaps[g][t]) for g in sorted({group_of[key] for key in tree.keys}))
             for t, tree in enumerate(trees)
         ]
-        self._all_tables = np.concatenate([tree.table for tree in trees])
-        self._table_offsets = np.cumsum([0] + [tree.table.size for tree in trees[:-1]])[:, None]
 
     @property
     def n_cells(self) -> int:
         """Total table size (for the load log)."""
-        return sum(tree.table.size for tree in self._trees)
+        return int(self._all_tables.size)
 
     @property
     def n_takes(self) -> int:
