@@ -75,7 +75,7 @@ class _FeatureTable:
         if len(self.keys) >= MEMO_LIMIT:
             self.reset()
         n_words = min(MAX_WORDS, -(-int(lengths.max(initial=0)) // 8))
-        words = field_words(fields, column, n_words)
+        words = field_words(fields, column, lengths, n_words)
         hashes = field_hashes(words, lengths)
         entries = self.keys.lookup(words, lengths, hashes)
         missing = np.flatnonzero(entries < 0)

@@ -28,9 +28,8 @@ _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [(1 << 64) - 1], dtyp
 """Little-endian masks keeping a word's first n bytes."""
 
 
-def field_words(fields: CsvFields, column: int, n_words: int) -> np.ndarray:
-    """``[n_words, n]``: each field of ``column`` as its bytes in zero-padded 8-byte words."""
-    lengths = fields.lengths[column].astype(np.intp)
+def field_words(fields: CsvFields, column: int, lengths: np.ndarray, n_words: int) -> np.ndarray:
+    """``[n_words, n]``: each field of ``column`` (``lengths`` bytes) in zero-padded 8-byte words."""
     out = fields.words_at(column, n_words)
     remaining = lengths.copy()
     for k in range(n_words):

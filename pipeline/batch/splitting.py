@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -119,10 +119,11 @@ def mini_batches(fh: BinaryIO, limit_bytes: int, header_cost: int, first_number:
             continue
         carry = data[cut + 1 :]
         block = data[: cut + 1]
-        yield from packer.add(block, number, len(block))
-        number += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE))
+        records = _records_of(block, number)
+        yield from packer.add(records, len(block))
+        number += records.n_lines
     if carry:  # a last line without a terminator (complete or truncated: the container decides)
-        yield from packer.add(carry + b"\n", number, len(carry))
+        yield from packer.add(_records_of(carry + b"\n", number), len(carry))
     yield from packer.flush()
 
 
@@ -138,11 +139,10 @@ class _Packer:
         self.batch = MiniBatch(0)
         self.size = 0
 
-    def add(self, block: bytes, first: int, raw: int) -> Iterator[MiniBatch]:
-        """Pack the lines of ``block`` (each ending in a line break; numbers ``first + 1`` on; ``raw``
-        input bytes consumed)."""
+    def add(self, records: _Records, raw: int) -> Iterator[MiniBatch]:
+        """Pack the records of one block (``raw``: the input bytes it consumed)."""
         self.batch.raw_bytes += raw
-        text, ends, numbers = _records_of(block, first)
+        text, ends, numbers = records.text, records.ends, records.numbers
         start, n_lines = 0, len(ends) - 1
         while start < n_lines:
             room = self.budget - self.size
@@ -177,8 +177,16 @@ class _Packer:
         return done
 
 
-def _records_of(block: bytes, first: int) -> tuple[bytes, np.ndarray, Sequence[int]]:
-    """The record lines of ``block`` (lines each ending in a line break) as (text, ends, numbers).
+class _Records(NamedTuple):
+    text: bytes
+    ends: np.ndarray
+    numbers: Sequence[int]
+    n_lines: int
+    """Lines in the block, blank ones included (the next block's numbering goes on from them)."""
+
+
+def _records_of(block: bytes, first: int) -> _Records:
+    """The record lines of ``block`` (lines each ending in a line break; numbers ``first + 1`` on).
 
     ``text`` holds the records, each ending in a line break, and ``ends[i]`` is where record i
     starts in it, so records ``a..b`` are ``text[ends[a] : ends[b]]``: ``ends[b] - ends[a]`` payload
@@ -189,14 +197,15 @@ def _records_of(block: bytes, first: int) -> tuple[bytes, np.ndarray, Sequence[i
         buffer = np.frombuffer(block, dtype=np.uint8)
         ends = np.concatenate(([0], np.flatnonzero(buffer == _NEWLINE) + 1))
         if not _SPACE.take(buffer.take(ends[:-1])).any():
-            return block, ends, range(first + 1, first + len(ends))
+            return _Records(block, ends, range(first + 1, first + len(ends)), len(ends) - 1)
     lines = block.split(b"\n")[:-1]
     if b"\r" in block:  # CRLF files: the terminator is not part of the record
         lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
     kept = [(first + 1 + i, line) for i, line in enumerate(lines) if line.strip()]
     lengths = np.fromiter((len(line) + 1 for _, line in kept), dtype=np.intp, count=len(kept))
     ends = np.concatenate(([0], np.cumsum(lengths)))
-    return b"".join(line + b"\n" for _, line in kept), ends, [number for number, _ in kept]
+    text = b"".join(line + b"\n" for _, line in kept)
+    return _Records(text, ends, [number for number, _ in kept], len(lines))
 
 
 _NEWLINE = ord("\n")
