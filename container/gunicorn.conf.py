@@ -80,13 +80,13 @@ def pre_fork(server, worker):
 
 def post_fork(server, worker):
     """Pin native thread pools to one thread in this worker (the environment did it at load time;
-    threadpoolctl also covers pools a library creates later), and pin glibc's mmap threshold."""
+    threadpoolctl also covers pools a library creates later), and pin glibc's heap thresholds."""
     from threadpoolctl import threadpool_limits
 
-    from pipeline.heap import fix_mmap_threshold
+    from pipeline.heap import pin_heap_thresholds
 
     worker.thread_limits = threadpool_limits(limits=1)
-    fix_mmap_threshold()  # a large request's buffers go back to the OS when freed (pipeline.heap)
+    pin_heap_thresholds()  # a large request's buffers go back to the OS when freed (pipeline.heap)
     log_event("info", "worker_started", worker_pid=worker.pid)
 
 

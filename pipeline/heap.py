@@ -3,7 +3,7 @@
 Both processes handle multi-megabyte buffers (a 6 MB request body, its masks and offsets). glibc
 serves allocations over its mmap threshold with their own mapping, unmapped on free, but it raises
 that threshold to the size of any such block freed (up to 32 MiB), after which the same buffers
-come from the heap and their pages stay with the process. :func:`fix_mmap_threshold` pins the
+come from the heap and their pages stay with the process. :func:`pin_heap_thresholds` pins the
 threshold, so a process's memory follows what it holds; :func:`release_freed_memory`
 (``malloc_trim``) hands back what the heap keeps anyway. Outside glibc both do nothing.
 """
@@ -17,13 +17,29 @@ from typing import Any
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 """Allocations this large or larger get their own mapping, returned to the OS when freed. A
 10,000-row request's arrays (~80 KB each) stay below it, so they still reuse heap memory."""
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
+TRIM_THRESHOLD_BYTES = 8 * 1024 * 1024
+"""Free memory at the top of the heap kept for the next allocations instead of returned at once."""
+_M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 
 
-def fix_mmap_threshold(size: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Pin glibc's mmap threshold to ``size`` bytes; False where that is not possible."""
+def pin_heap_thresholds(
+    mmap_bytes: int = MMAP_THRESHOLD_BYTES, trim_bytes: int = TRIM_THRESHOLD_BYTES
+) -> bool:
+    """Pin glibc's mmap and trim thresholds; False where that is not possible.
+
+    Pinning the mmap threshold also ends glibc's dynamic trim threshold, which then stays at its
+    128 KiB default: every call that frees a few hundred KB at the top of the heap would hand the
+    pages back and fault them in again on the next call (measured: scoring 10,000 rows with the
+    tree tables went from 6.7 to 24 ms). The trim threshold is therefore pinned as well, higher;
+    large requests still end with :func:`release_freed_memory`.
+    """
     mallopt = _libc_function("mallopt")
-    return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, size) == 1)
+    return bool(
+        mallopt is not None
+        and mallopt(_M_MMAP_THRESHOLD, mmap_bytes) == 1
+        and mallopt(_M_TRIM_THRESHOLD, trim_bytes) == 1
+    )
 
 
 def release_freed_memory() -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.onnx_graph_cut import UNKNOWN_PROBE, GraphCut, GraphCutError, cut_graph
 from pipeline.onnx_scoring import FeedBuilder, predict_positive
 from pipeline.schema import CategoricalFeature, NumericFeature, Schema
-from pipeline.tree_tables import STACKED_MAX_ROWS, InputLayout, TreeTables, TreeTablesError
+from pipeline.tree_tables import InputLayout, TreeTables, TreeTablesError
 
 VERIFY_RANDOM_ROWS = 2048
 _VERIFY_SEED = 20261203
@@ -44,7 +44,7 @@ class TableScorer:
     @property
     def description(self) -> str:
         """One line for the load log."""
-        return f"{self._tables.n_cells} table cells, {self._tables.n_takes} remap takes a call"
+        return f"{self._tables.n_cells} table cells, {self._tables.n_groups} key groups"
 
     def predict(self, columns: Mapping[str, Sequence[object]]) -> np.ndarray:
         """P(positive) per row: exactly what the full graph returns for ``columns``."""
@@ -66,14 +66,23 @@ def build_table_scorer(model_bytes: bytes, schema: Schema, full_session: Any) ->
     scorer = TableScorer(schema, cut, tables, full_session)
     columns = verification_columns(schema, cut.probes)
     expected = predict_positive(full_session, FeedBuilder(schema).build(columns))
-    # Once whole (tree by tree), once in slices small enough for the all-trees-at-once path.
-    step = STACKED_MAX_ROWS
+    # Once whole (in chunks), once in slices of one chunk each, and the first rows in calls of one,
+    # two and three rows (the smallest shapes numpy reduces).
+    step = tables.chunk_rows
     small = [
         scorer.predict({name: values[start : start + step] for name, values in columns.items()})
         for start in range(0, len(expected), step)
     ]
-    for actual in (scorer.predict(columns), np.concatenate(small)):
-        _require_equal(expected, actual)
+    tiny = [
+        scorer.predict({name: values[start : start + size] for name, values in columns.items()})
+        for start, size in ((0, 1), (1, 2), (3, 3))
+    ]
+    for actual, wanted in (
+        (scorer.predict(columns), expected),
+        (np.concatenate(small), expected),
+        (np.concatenate(tiny), expected[:6]),
+    ):
+        _require_equal(wanted, actual)
     return scorer
 
 

@@ -5,7 +5,7 @@ few features, and at few thresholds of each: which leaf a row reaches depends on
 the tree uses, *how many of the tree's thresholds lie below the value* (numeric), or *which of the
 tree's one-hot columns is set* (categorical). So each tree becomes a table indexed by those small
 counts, filled once at load time by walking the tree for one representative of every cell; scoring
-is then a handful of vectorised ``take``s per tree for the whole batch.
+is then a few vectorised ``take``s for all trees and the whole batch.
 
 The tables reproduce ONNX Runtime's ``TreeEnsembleClassifier`` (binary, ``LOGISTIC``, double
 thresholds and weights) **bit for bit**: leaf weights are summed in double in tree order from zero,
@@ -19,7 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
 
@@ -98,12 +98,11 @@ class TreeTables:
     """Scores a batch from its numeric block and categorical codes; see the module docstring.
 
     Keys that many trees read together are grouped (:func:`_group_keys`) into one joint index per
-    row, computed once a call: a tree then takes one remap per group it reads instead of one per
-    key, which cuts the ``take``s by ~40 % for the released model. Each group's remaps are one
-    ``[tree, joint index]`` array (zeros for trees that do not read the group). Calls of up to
-    :data:`STACKED_MAX_ROWS` rows take from those arrays whole, a few numpy calls for all trees;
-    larger calls go tree by tree (row views of the same arrays), which keeps their working set in
-    the CPU caches. Both add the leaves tree after tree, in the same order.
+    row, computed once a call. Each group's remaps are one ``[joint index, tree]`` int32 array
+    (zeros for trees that do not read the group): taking a row gives every tree's cell offset for
+    that row at once, so a call is a few numpy calls per group whatever the number of trees. Calls
+    are scored :attr:`chunk_rows` rows at a time (:data:`CHUNK_LEAF_BYTES`); the leaves are added
+    tree after tree, as ONNX Runtime adds them.
     """
 
     def __init__(
@@ -111,24 +110,25 @@ class TreeTables:
     ) -> None:
         self._thresholds = thresholds
         self._base = base
-        # One array for every table; each tree reads its own slice (a view: nothing held twice).
+        # One array for every table, so one ``take`` reads every tree's leaf.
         self._all_tables = np.concatenate([tree.table for tree in trees])
-        offsets = np.cumsum([0] + [tree.table.size for tree in trees[:-1]])
-        self._table_offsets = offsets[:, None]
-        views = np.split(self._all_tables, offsets[1:])
-        self._trees = [replace(tree, table=view) for tree, view in zip(trees, views, strict=True)]
+        offsets = np.cumsum([0] + [tree.table.size for tree in trees[:-1]]).astype(np.int32)
         self._local_codes = _local_codes(layout)
         cardinality: dict[Key, int] = {("numeric", c): len(b) + 1 for c, b in thresholds.items()}
         cardinality.update({name: len(codes_of) for name, (codes_of, _) in self._local_codes.items()})
         self._groups = _group_keys([tree.keys for tree in trees], cardinality)
         local_trees = [_local_tree(tree, self._local_codes) for tree in trees]
-        # Built before the fork, so the workers share them.
-        self._remaps = [np.stack([group.remap(tree) for tree in local_trees]) for group in self._groups]
-        group_of = {key: g for g, group in enumerate(self._groups) for key in group.keys}
-        self._steps = [  # per tree: (group, its row of the group's remaps)
-            tuple((g, self._remaps[g][t]) for g in sorted({group_of[key] for key in tree.keys}))
-            for t, tree in enumerate(trees)
+        # Built before the fork, so the workers share them. Each tree's table offset is folded
+        # into the first group's rows (int32 suffices: MAX_TOTAL_CELLS < 2**31).
+        self._rows = [
+            np.stack([group.remap(tree) for tree in local_trees], axis=1).astype(np.int32)
+            for group in self._groups
         ]
+        if self._rows:
+            self._rows[0] += offsets
+        self._offsets_row = offsets[None, :]
+        self.chunk_rows = max(1, CHUNK_LEAF_BYTES // (8 * max(1, len(trees))))
+        """Rows scored at once; larger calls go in chunks of this many rows."""
 
     @property
     def n_cells(self) -> int:
@@ -136,9 +136,9 @@ class TreeTables:
         return int(self._all_tables.size)
 
     @property
-    def n_takes(self) -> int:
-        """Remap ``take``s per call (one per tree and key group it reads)."""
-        return sum(len(steps) for steps in self._steps)
+    def n_groups(self) -> int:
+        """Key groups: one row ``take`` each per chunk of a call (for the load log)."""
+        return len(self._groups)
 
     @classmethod
     def compile(cls, node: Any, layout: InputLayout) -> TreeTables:
@@ -163,35 +163,37 @@ class TreeTables:
         for name, (_, local_of) in self._local_codes.items():
             keys[name] = local_of.take(codes[name] + 1)
         joints = [group.joint(keys) for group in self._groups]
-        if n_rows <= STACKED_MAX_ROWS:
-            return self._margins_stacked(joints, n_rows)
-        total = np.zeros(n_rows)
-        cell = np.empty(n_rows, dtype=np.intp)
-        part = np.empty(n_rows, dtype=np.intp)
-        leaf = np.empty(n_rows)
-        for tree, steps in zip(self._trees, self._steps, strict=True):
-            if not steps:  # a single leaf
-                total += tree.table[0]
-                continue
-            # Indices are in range by construction, and mode="clip" skips numpy's checks (3x faster).
-            group, remap = steps[0]
-            remap.take(joints[group], out=cell, mode="clip")
-            for group, remap in steps[1:]:
-                remap.take(joints[group], out=part, mode="clip")
-                cell += part
-            tree.table.take(cell, out=leaf, mode="clip")
-            total += leaf  # ONNX Runtime's order: from zero, tree after tree, the base value last
-        return total + self._base
+        step = self.chunk_rows
+        if n_rows <= step:
+            return self._chunk_margins(joints, n_rows)
+        return np.concatenate(
+            [
+                self._chunk_margins([joint[start : start + step] for joint in joints], size)
+                for start in range(0, n_rows, step)
+                for size in (min(step, n_rows - start),)
+            ]
+        )
 
-    def _margins_stacked(self, joints: list[np.ndarray], n_rows: int) -> np.ndarray:
-        """:meth:`margins` for a small call: every tree at once, ``[tree, row]`` arrays."""
-        cells = np.broadcast_to(self._table_offsets, (len(self._trees), n_rows)).copy()
-        for remap, joint in zip(self._remaps, joints, strict=True):
-            cells += remap.take(joint, axis=1, mode="clip")
-        leaves = self._all_tables.take(cells, mode="clip")
-        total = np.zeros(n_rows)
-        for leaf in leaves:  # tree after tree, as ONNX Runtime adds them
-            total += leaf
+    def _chunk_margins(self, joints: list[np.ndarray], n_rows: int) -> np.ndarray:
+        """:meth:`margins` of up to :attr:`chunk_rows` rows: every tree at once, ``[row, tree]`` cells."""
+        if self._rows:
+            # Indices are in range by construction, and mode="clip" skips numpy's checks.
+            cells = self._rows[0].take(joints[0], axis=0, mode="clip")
+            for rows, joint in zip(self._rows[1:], joints[1:], strict=True):
+                cells += rows.take(joint, axis=0, mode="clip")
+        else:  # every tree is a single leaf
+            cells = np.repeat(self._offsets_row, n_rows, axis=0)
+        # Indexed by the transposed cells, the leaves come out ``[tree, row]``: each tree's reads
+        # stay in its own table (cache-friendly), and the sum below runs over trees.
+        leaves = self._all_tables.take(cells.T, mode="clip")
+        if n_rows == 1:  # one column would be summed as a 1-D array: pairwise, not in tree order
+            total = np.zeros(1)
+            for leaf in leaves:
+                total += leaf
+        else:
+            # A reduction over the first axis of a C-ordered array adds row after row, in order:
+            # ONNX Runtime's order (from zero, tree after tree). The load-time check proves it.
+            total = np.add.reduce(leaves, axis=0)
         return total + self._base
 
     def probabilities(self, numeric: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
@@ -406,8 +408,10 @@ def _walk(
     return weight[current]
 
 
-STACKED_MAX_ROWS = 2048
-"""Calls up to this many rows score all trees at once (fewer numpy calls); larger ones tree by tree."""
+CHUNK_LEAF_BYTES = 512 * 1024
+"""A chunk's ``[tree, row]`` leaves array is at most this large: with the other working arrays it
+stays in the CPU caches and under the workers' mmap threshold (:mod:`pipeline.heap`), whose
+per-call page faults measured 3-6x slower than the scoring itself."""
 MAX_GROUP_CELLS = 1024
 """A key group's joint index space is at most this large (a remap per tree that touches it)."""
 MAX_REMAP_CELLS = 1 << 19
@@ -442,12 +446,12 @@ def _local_tree(tree: _Tree, local_codes: dict[str, tuple[np.ndarray, np.ndarray
 
 
 def _group_keys(tree_keys: list[tuple[Key, ...]], cardinality: dict[Key, int]) -> list[_KeyGroup]:
-    """Keys grouped greedily: merge the two groups most trees read together, while that saves takes.
+    """Keys grouped greedily: merge the two groups most trees read together, while the caps allow.
 
-    Merging groups A and B saves one ``take`` and one add per tree that reads both, and costs a
-    remap of ``|A| x |B|`` cells for every tree; merges stop at
-    :data:`MAX_GROUP_CELLS` per group and :data:`MAX_REMAP_CELLS` in all (larger remaps measured
-    slower: cache misses outweigh the saved takes).
+    Each merge saves one ``[row, tree]`` take and add per call, and costs a remap of ``|A| x |B|``
+    cells for every tree; preferring groups read by the same trees keeps those remaps' cells
+    meaningful. Merges stop at :data:`MAX_GROUP_CELLS` per group and :data:`MAX_REMAP_CELLS` in
+    all (larger remaps measured no faster: cache misses outweigh the saved takes).
     """
     used = sorted({key for keys in tree_keys for key in keys}, key=str)
     groups: list[tuple[Key, ...]] = [(key,) for key in used]

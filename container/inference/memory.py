@@ -9,8 +9,9 @@ Python frees the objects, but glibc keeps the freed pages in the worker's heap, 
 once served a large batch would hold that peak for good (multiplied by the worker count).
 :func:`pipeline.heap.release_freed_memory` (``malloc_trim(0)``, called by the app) returns them; it costs
 well under a millisecond, so it runs only after large requests. Each worker also pins glibc's mmap
-threshold (:func:`pipeline.heap.fix_mmap_threshold`, in ``gunicorn.conf.py``), so the multi-MB
-buffers of a large request are unmapped when freed instead of joining the heap.
+and trim thresholds (:func:`pipeline.heap.pin_heap_thresholds`, in ``gunicorn.conf.py``), so the
+multi-MB buffers of a large request are unmapped when freed instead of joining the heap, while the
+smaller working arrays of every request reuse the same heap pages.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from pipeline.batch.records import (
     splitter_for,
 )
 from pipeline.batch.splitting import MiniBatch, input_files, limit_bytes, mini_batches, read_start
-from pipeline.heap import fix_mmap_threshold
+from pipeline.heap import pin_heap_thresholds
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class _BatchResult:
 
 def run_local_job(job: LocalJob, say: Callable[[str], None] = print) -> JobSummary:
     """Run ``job`` to completion; raises BatchError (BadRecord, ContainerUnavailable...) on failure."""
-    fix_mmap_threshold()  # mini-batch buffers go back to the OS when freed: memory stays bounded
+    pin_heap_thresholds()  # mini-batch buffers go back to the OS when freed: memory stays bounded
     files = input_files(job.input)
     root = job.input if job.input.is_dir() else job.input.parent
     client = ContainerClient(job.container_url, 1, max_retries=job.max_retries)

@@ -171,9 +171,10 @@ def test_keys_are_grouped_within_the_caps(released_model_dir: Path) -> None:
     engine = OnnxEngine.load(released_model_dir, table_min_rows=256)
     tables = engine._tables._tables
     assert all(group.size <= tree_tables.MAX_GROUP_CELLS for group in tables._groups)
-    pairs = sum(len(tree.keys) for tree in tables._trees)
-    assert tables.n_takes < 0.75 * pairs  # grouping must save takes on the released model
-    assert sum(remap.size for remap in tables._remaps) <= tree_tables.MAX_REMAP_CELLS
+    keys = {key for group in tables._groups for key in group.keys}
+    assert tables.n_groups < 0.6 * len(keys)  # grouping must save row takes on the released model
+    assert sum(rows.size for rows in tables._rows) <= tree_tables.MAX_REMAP_CELLS
+    assert "key groups" in engine.tables_status
 
 
 def test_tables_too_large_in_all_leave_the_graph_scoring(quick_model_dir: Path) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from pipeline.heap import fix_mmap_threshold, release_freed_memory
+from pipeline.heap import pin_heap_thresholds, release_freed_memory
 
 # A child process that frees 8 MB buffers of growing size, with or without the pinned threshold,
 # and prints how much its RSS grew while it holds none of them.
@@ -14,14 +14,14 @@ _CHILD = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from pipeline.heap import fix_mmap_threshold
+    from pipeline.heap import pin_heap_thresholds
 
     def rss_kib():
         with open("/proc/self/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
     if sys.argv[1] == "pinned":
-        assert fix_mmap_threshold()
+        assert pin_heap_thresholds()
     before = rss_kib()
     for size in range(8, 24):  # each freed block raises glibc's dynamic threshold past the next
         buffer = np.ones(size * 1024 * 1024 // 8)
@@ -39,7 +39,7 @@ def _growth_kib(mode: str) -> int:
 
 
 def test_glibc_accepts_the_settings() -> None:
-    assert fix_mmap_threshold() is True
+    assert pin_heap_thresholds() is True
     assert release_freed_memory() is True
 
 
