@@ -31,6 +31,9 @@ from pipeline.schema import MISSING_TOKENS, CategoricalFeature, NumericFeature, 
 Value = float | str | None
 MEMO_LIMIT = 65_536
 """Distinct texts remembered per feature; a table that reaches it starts over (bounded memory)."""
+WORDS_BYTES = 512 * 1024
+"""Largest words array made at once: it and its temporaries stay under the workers' mmap
+threshold (:mod:`pipeline.heap`), so they reuse heap pages instead of faulting in new ones."""
 
 
 class _Reject(Exception):
@@ -69,14 +72,15 @@ class _FeatureTable:
         seeds = self.feature.categories if isinstance(self.feature, CategoricalFeature) else ()
         self._learn([category.encode() for category in seeds])
 
-    def lookup(self, fields: CsvFields, column: int) -> np.ndarray:
-        """The entry of each field of ``column`` (learning new texts); _Reject if one is invalid."""
-        lengths = fields.lengths[column].astype(np.intp)
+    def lookup(
+        self, fields: CsvFields, column: int, words: np.ndarray, lengths: np.ndarray, hashes: np.ndarray
+    ) -> np.ndarray:
+        """The entry of each field of ``column`` (learning new texts); _Reject if one is invalid.
+
+        ``words``, ``lengths`` and ``hashes`` are the column's, from :func:`field_words`.
+        """
         if len(self.keys) >= MEMO_LIMIT:
             self.reset()
-        n_words = min(MAX_WORDS, -(-int(lengths.max(initial=0)) // 8))
-        words = field_words(fields, column, lengths, n_words)
-        hashes = field_hashes(words, lengths)
         entries = self.keys.lookup(words, lengths, hashes)
         missing = np.flatnonzero(entries < 0)
         if missing.size:
@@ -147,23 +151,41 @@ class ColumnarValidator:
         columns: dict[str, np.ndarray | CodedColumn] = {}
         unknown: dict[str, int] = {}
         try:
-            for name, feature in self._features.items():
-                if name not in position:
-                    if not feature.optional:
-                        return None
-                    missing = np.full(n_rows, math.nan if isinstance(feature, NumericFeature) else None)
-                    columns[name] = missing
-                    continue
-                table = self._tables[name]
-                entries = table.lookup(fields, position[name])
-                if isinstance(feature, NumericFeature):
-                    columns[name] = table.array.take(entries)
-                else:
-                    columns[name] = CodedColumn(table.array, entries)
-                if table.unknown.size:
-                    count = int(np.count_nonzero(table.unknown.take(entries)))
-                    if count:
-                        unknown[name] = count
+            found = self._entries(header, fields)
         except _Reject:
             return None
+        for name, feature in self._features.items():
+            if name not in position:
+                if not feature.optional:
+                    return None
+                columns[name] = np.full(n_rows, math.nan if isinstance(feature, NumericFeature) else None)
+                continue
+            table, entries = self._tables[name], found[position[name]]
+            if isinstance(feature, NumericFeature):
+                columns[name] = table.array.take(entries)
+            else:
+                columns[name] = CodedColumn(table.array, entries)
+            if table.unknown.size:
+                count = int(np.count_nonzero(table.unknown.take(entries)))
+                if count:
+                    unknown[name] = count
         return ColumnarResult(columns, unknown)
+
+    def _entries(self, header: list[str], fields: CsvFields) -> list[np.ndarray]:
+        """Each column's table entries; _Reject if a value needs the per-record validator.
+
+        The words and hashes of several columns are computed together (fewer numpy calls for a
+        small body), as many columns at a time as keep the words array within :data:`WORDS_BYTES`.
+        """
+        lengths = fields.lengths.astype(np.intp)
+        n_words = min(MAX_WORDS, -(-int(lengths.max(initial=0)) // 8))
+        step = max(1, WORDS_BYTES // (8 * max(1, n_words * fields.n_rows)))
+        found: list[np.ndarray] = []
+        for first in range(0, fields.width, step):
+            part = slice(first, min(first + step, fields.width))
+            words = field_words(fields, part, lengths[part], n_words)
+            hashes = field_hashes(words, lengths[part])
+            for j, column in enumerate(range(part.start, part.stop)):
+                table = self._tables[header[column]]
+                found.append(table.lookup(fields, column, words[:, j], lengths[column], hashes[j]))
+        return found

@@ -73,19 +73,19 @@ class CsvFields:
         last = int(self.starts[-1, -1] + self.lengths[-1, -1])
         return [line.split(",") for line in self.buffer.padded[first:last].decode().split("\n")]
 
-    def words_at(self, column: int, n_words: int) -> np.ndarray:
-        """``[n_words, n_rows]``: the 8-byte words at each field of ``column``, from its first byte.
+    def words(self, n_words: int, columns: slice) -> np.ndarray:
+        """``[n_words, column, row]``: the 8-byte words at each field of ``columns``, from its first byte.
 
         Two aligned words shifted together per word (an unaligned gather is ~20 times slower, and
         a copy of the body at every byte offset would cost 8 times its size); bytes past the
         field's end are *not* cleared here.
         """
-        starts = self.starts[column].astype(np.intp)  # once: numpy indexes with intp
+        starts = self.starts[columns].astype(np.intp)  # once: numpy indexes with intp
         aligned = self.buffer.words
         index = starts >> 3
         low_shift = ((starts & 7) * 8).astype(np.uint64)
         high_shift = np.uint64(63) - low_shift  # after a shift by 1: 64 - low_shift, 0 bits when aligned
-        out = np.empty((n_words, len(starts)), dtype=np.uint64)
+        out = np.empty((n_words, *starts.shape), dtype=np.uint64)
         low = aligned.take(index)
         for k in range(n_words):
             high = aligned.take(index + (k + 1))

@@ -28,9 +28,9 @@ _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [(1 << 64) - 1], dtyp
 """Little-endian masks keeping a word's first n bytes."""
 
 
-def field_words(fields: CsvFields, column: int, lengths: np.ndarray, n_words: int) -> np.ndarray:
-    """``[n_words, n]``: each field of ``column`` (``lengths`` bytes) in zero-padded 8-byte words."""
-    out = fields.words_at(column, n_words)
+def field_words(fields: CsvFields, columns: slice, lengths: np.ndarray, n_words: int) -> np.ndarray:
+    """``[n_words, column, row]``: each field of ``columns`` (``lengths`` bytes) in zero-padded words."""
+    out = fields.words(n_words, columns)
     remaining = lengths.copy()
     for k in range(n_words):
         out[k] &= _MASKS.take(np.maximum(np.minimum(remaining, 8), 0))  # the field's bytes in word k
