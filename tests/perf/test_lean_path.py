@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from inference.content_types import CSV, JSON
+from inference.content_types import CSV, JSON, JSONLINES
 from inference.decoding import decode
 from inference.encoding import Labeller, encode
 from inference.errors import InvalidRecords
@@ -128,3 +128,25 @@ def test_encoding_is_unchanged_by_the_fast_conversion() -> None:
         b'{"label":"<=50K","probability":0.0}]}'
     )
     assert encode(probabilities[:2], labeller, CSV) == b">50K,0.5\n<=50K,0.4999999999\n"
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 3, 4])
+def test_encoding_in_pieces_matches_one_piece(monkeypatch: pytest.MonkeyPatch, n_rows: int) -> None:
+    """Large answers are encoded a chunk of rows at a time; the bytes must be those of one piece."""
+    import orjson
+
+    labeller = Labeller(0.5, ">50K", "<=50K")
+    probabilities = np.array([0.25, 0.75, 1e-7, 0.5][:n_rows])
+    monkeypatch.setattr("inference.encoding.ENCODE_CHUNK_ROWS", 2)  # pieces of 2 rows, a last one of 1
+    predictions = [
+        {"label": ">50K" if p >= 0.5 else "<=50K", "probability": p} for p in probabilities.tolist()
+    ]
+    assert encode(probabilities, labeller, JSON) == orjson.dumps({"predictions": predictions})
+    assert encode(probabilities, labeller, JSONLINES) == (
+        b"".join(orjson.dumps(p) + b"\n" for p in predictions) or b"\n"
+    )
+    assert encode(probabilities, labeller, CSV) == b"".join(
+        f"{p['label']},".encode() + orjson.dumps(p["probability"]) + b"\n" for p in predictions
+    )
+    if n_rows == 3:
+        assert encode(probabilities, labeller, CSV) == b"<=50K,0.25\n>50K,0.75\n<=50K,1e-7\n"
