@@ -346,7 +346,9 @@ def test_one_log_line_per_request_without_payload_values(server: ServeProcess) -
 
 def test_rejected_values_reach_the_client_but_not_the_log(server: ServeProcess) -> None:
     # Eight digits: a random request id or timestamp in the log holds them by chance almost never.
-    response = invoke(server, orjson.dumps({**RECORD, "age": 98765432, "sex": "Zorblax-9"}), "application/json")
+    response = invoke(
+        server, orjson.dumps({**RECORD, "age": 98765432, "sex": "Zorblax-9"}), "application/json"
+    )
     assert response.status_code == 400
     assert "98765432" in response.text  # the caller is told what was wrong with its own value
     line = next(json.loads(x) for x in server.log_lines() if response.headers["X-Request-Id"] in x)
