@@ -3,10 +3,10 @@
 Generates ``--rows`` rows from adult.test with an ``id`` column (about 92 bytes a row: 10 M rows is
 ~0.9 GB) under a temporary directory, starts ``container/serve`` (nginx + gunicorn, the released
 model) on loopback, runs the batch command as a child process with ``--id-columns 0``, and writes
-``bench/results/batch.json``: rows, bytes, seconds, rows/s, requests, retries, the batch process's
-peak RSS and the container tree's peak RSS and PSS (sampled every 0.25 s), and the load average
-before and after (this machine may be shared: the figures are what this run saw, not a capacity
-claim).
+``bench/results/batch.json``: rows, bytes, seconds, rows/s, requests, retries, memory sampled every
+0.25 s (the peak of all processes' RSS summed at one instant; each tree's and each process's
+peak RSS; the container's peak PSS), and the load average before and after (this machine may be
+shared: the figures are what this run saw, not a capacity claim).
 
     python bench/bench_batch.py --rows 10000000
 """
@@ -35,8 +35,8 @@ from pipeline.artifact import safe_extract
 RESULTS = REPO_ROOT / "bench" / "results" / "batch.json"
 
 
-def _tree_memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) bytes of ``pid`` and all its descendants now.
+def _tree_memory(pid: int) -> tuple[int, int, dict[str, int]]:
+    """(RSS, PSS) bytes of ``pid`` and all its descendants now, and the RSS of each by name.
 
     The RSS sum counts pages the processes share (the model, libraries loaded before gunicorn
     forks) once per process; PSS splits each shared page between its sharers, so its sum is what
@@ -46,35 +46,59 @@ def _tree_memory(pid: int) -> tuple[int, int]:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0, 0
+        return 0, 0, {}
     rss = pss = 0
+    each: dict[str, int] = {}
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             info = proc.memory_full_info()
             rss += info.rss
             pss += info.pss
-    return rss, pss
+            each[f"{proc.pid} {_role(proc)}"] = info.rss
+    return rss, pss, each
+
+
+def _role(proc: psutil.Process) -> str:
+    """What a process of the tree is, for the per-process peaks."""
+    line = " ".join(proc.cmdline())
+    if "nginx" in line:
+        return "nginx: " + ("master" if "master" in line or " -c " in line else "worker")
+    if "gunicorn" in line or "model-server" in line:
+        parent = proc.parent()
+        is_worker = parent is not None and "gunicorn" in " ".join(parent.cmdline())
+        return "gunicorn worker" if is_worker else "gunicorn master"
+    return "serve" if "serve" in line else (proc.name() or "process")
 
 
 class _PeakSampler(threading.Thread):
-    """Samples a process tree's RSS and PSS every ``interval`` seconds and keeps the peaks."""
+    """Samples process trees every ``interval`` seconds and keeps the peaks: of each tree's RSS
+    and PSS, of each process's RSS, and of the trees' RSS summed at the same instant."""
 
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
+    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
-        self.peak_rss = self.peak_pss = 0
+        self.pids, self.interval = pids, interval
+        self.peak_rss = dict.fromkeys(pids, 0)
+        self.peak_pss = dict.fromkeys(pids, 0)
+        self.peak_total_rss = 0
+        self.peak_each: dict[str, int] = {}
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            rss, pss = _tree_memory(self.pid)
-            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            total = 0
+            for tree, pid in self.pids.items():
+                rss, pss, each = _tree_memory(pid)
+                total += rss
+                self.peak_rss[tree] = max(self.peak_rss[tree], rss)
+                self.peak_pss[tree] = max(self.peak_pss[tree], pss)
+                for name, value in each.items():
+                    self.peak_each[name] = max(self.peak_each.get(name, 0), value)
+            self.peak_total_rss = max(self.peak_total_rss, total)
             self._halt.wait(self.interval)
 
-    def stop(self) -> tuple[int, int]:
+    def stop(self) -> None:
         self._halt.set()
         self.join()
-        return self.peak_rss, self.peak_pss
 
 
 def _count_lines(path: Path) -> int:
@@ -105,8 +129,6 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     with ServeRun(model_dir, work / "logs", workers=args.workers) as server:
-        sampler = _PeakSampler(server.pid)
-        sampler.start()
         command = [
             sys.executable, "-m", "pipeline", "batch", str(source), str(work / "output"),
             "--id-columns", "0", "--container-url", server.url, "--json", "--no-progress",
@@ -118,12 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         batch = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT
         )
-        batch_sampler = _PeakSampler(batch.pid)
-        batch_sampler.start()
+        sampler = _PeakSampler({"container": server.pid, "batch": batch.pid})
+        sampler.start()
         stdout, stderr = batch.communicate()
-        batch_peak, _ = batch_sampler.stop()
         wall = time.perf_counter() - wall
-        container_peak, container_pss = sampler.stop()
+        sampler.stop()
     load_after = os.getloadavg()
     if batch.returncode != 0:
         print(stderr, file=sys.stderr)
@@ -147,13 +168,21 @@ def main(argv: list[str] | None = None) -> int:
         "max_concurrent_transforms": summary["max_concurrent_transforms"],
         "gunicorn_workers": args.workers,
         "peak_rss_mib": {
-            "batch_process_sampled": round(batch_peak / mib, 1),
-            "container_tree_sampled": round(container_peak / mib, 1),
-            "total": round((batch_peak + container_peak) / mib, 1),
+            "total": round(sampler.peak_total_rss / mib, 1),
+            "total_note": "the largest sum of every process's RSS sampled at one instant; shared pages "
+            "(the model and libraries the gunicorn master loads before forking) count once per process",
+            "batch_process_sampled": round(sampler.peak_rss["batch"] / mib, 1),
+            "container_tree_sampled": round(sampler.peak_rss["container"] / mib, 1),
+            "sum_of_separate_peaks": round(sum(sampler.peak_rss.values()) / mib, 1),
+            "each_process": {
+                name: round(value / mib, 1) for name, value in sorted(sampler.peak_each.items())
+            },
         },
         "peak_pss_mib": {
-            "container_tree_sampled": round(container_pss / mib, 1),
-            "total_with_batch_process_rss": round((batch_peak + container_pss) / mib, 1),
+            "container_tree_sampled": round(sampler.peak_pss["container"] / mib, 1),
+            "total_with_batch_process_rss": round(
+                (sampler.peak_rss["batch"] + sampler.peak_pss["container"]) / mib, 1
+            ),
         },
         "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],

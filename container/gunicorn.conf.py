@@ -69,6 +69,16 @@ if os.geteuid() == 0:
         log_event("warning", "workers_keep_root", reason="the Python installation is not readable by nobody")
 
 
+def when_ready(server):
+    """The model is loaded (``preload_app``) and no worker is forked yet: drop what loading it left
+    behind (the tables' build arrays, the verification batch) and hand those pages back, so the
+    master keeps only what the workers share."""
+    from pipeline.heap import release_freed_memory
+
+    gc.collect()
+    release_freed_memory()
+
+
 def pre_fork(server, worker):
     """Move everything allocated so far (the model) out of the GC's reach before forking.
 

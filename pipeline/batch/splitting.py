@@ -118,9 +118,8 @@ def mini_batches(fh: BinaryIO, limit_bytes: int, header_cost: int, first_number:
             carry = data
             continue
         carry = data[cut + 1 :]
-        block = data[: cut + 1]
-        records = _records_of(block, number)
-        yield from packer.add(records, len(block))
+        records = _records_of(data, number, cut + 1)  # not data[: cut + 1]: a 4 MiB copy
+        yield from packer.add(records, cut + 1)
         number += records.n_lines
     if carry:  # a last line without a terminator (complete or truncated: the container decides)
         yield from packer.add(_records_of(carry + b"\n", number), len(carry))
@@ -185,19 +184,22 @@ class _Records(NamedTuple):
     """Lines in the block, blank ones included (the next block's numbering goes on from them)."""
 
 
-def _records_of(block: bytes, first: int) -> _Records:
-    """The record lines of ``block`` (lines each ending in a line break; numbers ``first + 1`` on).
+def _records_of(data: bytes, first: int, end: int | None = None) -> _Records:
+    """The record lines of ``data[:end]`` (lines each ending in a line break; numbers ``first + 1`` on).
 
     ``text`` holds the records, each ending in a line break, and ``ends[i]`` is where record i
     starts in it, so records ``a..b`` are ``text[ends[a] : ends[b]]``: ``ends[b] - ends[a]`` payload
-    bytes. A block with no CR and no line that is empty or starts with whitespace is its own text
-    (no object per line); otherwise CRs before line breaks and blank lines are dropped line by line.
+    bytes. A block with no CR and no line that is empty or starts with whitespace is read where it
+    is (``text`` is ``data`` itself: no copy, no object per line); otherwise CRs before line breaks
+    and blank lines are dropped line by line.
     """
-    if b"\r" not in block:
-        buffer = np.frombuffer(block, dtype=np.uint8)
+    end = len(data) if end is None else end
+    if data.find(b"\r", 0, end) < 0:
+        buffer = np.frombuffer(data, dtype=np.uint8, count=end)
         ends = np.concatenate(([0], np.flatnonzero(buffer == _NEWLINE) + 1))
         if not _SPACE.take(buffer.take(ends[:-1])).any():
-            return _Records(block, ends, range(first + 1, first + len(ends)), len(ends) - 1)
+            return _Records(data, ends, range(first + 1, first + len(ends)), len(ends) - 1)
+    block = data[:end]
     lines = block.split(b"\n")[:-1]
     if b"\r" in block:  # CRLF files: the terminator is not part of the record
         lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
