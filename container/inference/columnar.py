@@ -174,18 +174,21 @@ class ColumnarValidator:
     def _entries(self, header: list[str], fields: CsvFields) -> list[np.ndarray]:
         """Each column's table entries; _Reject if a value needs the per-record validator.
 
-        The words and hashes of several columns are computed together (fewer numpy calls for a
-        small body), as many columns at a time as keep the words array within :data:`WORDS_BYTES`.
+        Columns whose longest field needs as many 8-byte words are read together (fewer numpy
+        calls for a small body, no extra words for a numeric column next to a long category), as
+        many at a time as keep the words array within :data:`WORDS_BYTES`.
         """
         lengths = fields.lengths.astype(np.intp)
-        n_words = min(MAX_WORDS, -(-int(lengths.max(initial=0)) // 8))
-        step = max(1, WORDS_BYTES // (8 * max(1, n_words * fields.n_rows)))
-        found: list[np.ndarray] = []
-        for first in range(0, fields.width, step):
-            part = slice(first, min(first + step, fields.width))
-            words = field_words(fields, part, lengths[part], n_words)
-            hashes = field_hashes(words, lengths[part])
-            for j, column in enumerate(range(part.start, part.stop)):
-                table = self._tables[header[column]]
-                found.append(table.lookup(fields, column, words[:, j], lengths[column], hashes[j]))
+        needed = np.minimum(-(-lengths.max(axis=1, initial=0) // 8), MAX_WORDS)
+        found: list[np.ndarray] = [np.empty(0, dtype=np.intp)] * fields.width
+        for n_words in np.unique(needed).tolist():
+            same = np.flatnonzero(needed == n_words)
+            step = max(1, WORDS_BYTES // (8 * max(1, n_words * fields.n_rows)))
+            for first in range(0, len(same), step):
+                columns = same[first : first + step]
+                words = field_words(fields, columns, lengths[columns], n_words)
+                hashes = field_hashes(words, lengths[columns])
+                for j, column in enumerate(columns.tolist()):
+                    table = self._tables[header[column]]
+                    found[column] = table.lookup(fields, column, words[:, j], lengths[column], hashes[j])
         return found

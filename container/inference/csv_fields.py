@@ -73,14 +73,14 @@ class CsvFields:
         last = int(self.starts[-1, -1] + self.lengths[-1, -1])
         return [line.split(",") for line in self.buffer.padded[first:last].decode().split("\n")]
 
-    def words(self, n_words: int, columns: slice) -> np.ndarray:
+    def words(self, n_words: int, columns: np.ndarray) -> np.ndarray:
         """``[n_words, column, row]``: the 8-byte words at each field of ``columns``, from its first byte.
 
         Two aligned words shifted together per word (an unaligned gather is ~20 times slower, and
         a copy of the body at every byte offset would cost 8 times its size); bytes past the
         field's end are *not* cleared here.
         """
-        starts = self.starts[columns].astype(np.intp)  # once: numpy indexes with intp
+        starts = self.starts.take(columns, axis=0).astype(np.intp)  # once: numpy indexes with intp
         aligned = self.buffer.words
         index = starts >> 3
         low_shift = ((starts & 7) * 8).astype(np.uint64)

@@ -28,7 +28,7 @@ _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [(1 << 64) - 1], dtyp
 """Little-endian masks keeping a word's first n bytes."""
 
 
-def field_words(fields: CsvFields, columns: slice, lengths: np.ndarray, n_words: int) -> np.ndarray:
+def field_words(fields: CsvFields, columns: np.ndarray, lengths: np.ndarray, n_words: int) -> np.ndarray:
     """``[n_words, column, row]``: each field of ``columns`` (``lengths`` bytes) in zero-padded words."""
     out = fields.words(n_words, columns)
     remaining = lengths.copy()
