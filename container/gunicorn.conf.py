@@ -2,6 +2,7 @@
 
 ``serve`` runs ``gunicorn -c gunicorn.conf.py wsgi:app`` with ``SERVE_RUN_DIR`` set. Sync workers:
 scoring is CPU-bound and nginx buffers slow clients, so one request per worker process is right.
+They are gunicorn's sync worker with a shorter path for nginx's requests (``LeanSyncWorker``).
 """
 
 import contextlib
@@ -19,7 +20,8 @@ bind = f"unix:{_settings.gunicorn_socket}"
 # The socket is 0777, but only its run directory's owner and group (nginx's workers) can reach it.
 umask = 0o000
 workers = _settings.workers
-worker_class = "sync"
+# gunicorn's sync worker with a short path for nginx's plain POST /invocations (inference/lean_worker.py).
+worker_class = "inference.lean_worker.LeanSyncWorker"
 timeout = _settings.gunicorn_timeout_s
 graceful_timeout = max(1, int(_settings.shutdown_grace_s))
 keepalive = 2
