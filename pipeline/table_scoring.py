@@ -44,7 +44,10 @@ class TableScorer:
     @property
     def description(self) -> str:
         """One line for the load log."""
-        return f"{self._tables.n_cells} table cells, {self._tables.n_groups} key groups"
+        return (
+            f"{self._tables.n_cells} table cells, {self._tables.n_groups} key groups, "
+            f"{self._tables.chunk_rows}-row chunks"
+        )
 
     def predict(self, columns: Mapping[str, Sequence[object]]) -> np.ndarray:
         """P(positive) per row: exactly what the full graph returns for ``columns``."""

@@ -166,13 +166,11 @@ class TreeTables:
         step = self.chunk_rows
         if n_rows <= step:
             return self._chunk_margins(joints, n_rows)
-        return np.concatenate(
-            [
-                self._chunk_margins([joint[start : start + step] for joint in joints], size)
-                for start in range(0, n_rows, step)
-                for size in (min(step, n_rows - start),)
-            ]
-        )
+        chunks = [
+            self._chunk_margins([joint[start : start + step] for joint in joints], min(step, n_rows - start))
+            for start in range(0, n_rows, step)
+        ]
+        return np.concatenate(chunks)
 
     def _chunk_margins(self, joints: list[np.ndarray], n_rows: int) -> np.ndarray:
         """:meth:`margins` of up to :attr:`chunk_rows` rows: every tree at once, ``[row, tree]`` cells."""
