@@ -54,7 +54,7 @@ def evaluate_artifact(artifact: Artifact, test: Dataset, reports_dir: Path | Non
     """Score a loaded artifact on ``test``; optionally write the test figures and a metrics JSON."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1):
         proba = artifact.pipeline.predict_proba(test.X)[:, 1]
     report = json_ready(
         {

@@ -91,13 +91,16 @@ def cross_validate(
 
 
 def fit_single_threaded(model: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
-    """Fit with OpenMP limited to one thread.
+    """Fit with OpenMP and BLAS limited to one thread.
 
     HistGradientBoosting's OpenMP threads spin-wait; on a shared 2-core machine two of them next to
     any other work collapse (a 1.5 s fit took 16-18 s here). One thread per process is faster under
     load, and parallelism comes from running folds in separate processes instead.
+    BLAS too, for reproducibility: OpenBLAS splits its sums by thread count, which differs between
+    machines and between the parent and loky's workers, so logistic regression's solver ends at a
+    different last bit (log-loss std 4e-9 apart between n_jobs=1 and 2). One thread, one answer.
     """
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1):
         return model.fit(X, y)
 
 
@@ -111,7 +114,7 @@ def _fit_and_predict(
 ) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     model = fit_single_threaded(build_pipeline(make_estimator(name, random_state, params)), X_train, y_train)
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1):
         proba = model.predict_proba(X_valid)[:, 1]
     return proba, time.perf_counter() - start
 

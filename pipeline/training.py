@@ -149,7 +149,7 @@ def train_model(
         "chosen": _chosen_metrics(chosen, train.y, threshold) if chosen else None,
     }
     if test is not None:
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with threadpool_limits(limits=1):
             test_proba = pipeline.predict_proba(test.X)[:, 1]
         metrics["test"] = classification_metrics(test.y, test_proba, threshold)
         metrics["test_at_0_5"] = classification_metrics(test.y, test_proba, 0.5)
