@@ -82,8 +82,19 @@ def train_model(
     config: TrainingConfig | None = None,
     progress: Progress = SILENT,
 ) -> TrainingResult:
-    """Run a full or quick training (per ``config.quick``) and return the fitted model and manifest."""
-    config = config or TrainingConfig()
+    """Run a full or quick training (per ``config.quick``) and return the fitted model and manifest.
+
+    Every BLAS and OpenMP pool in this process runs one thread (fold workers limit their own, see
+    :func:`~pipeline.selection.fit_single_threaded`): OpenBLAS splits a sum by its thread count, so
+    metrics computed here would otherwise differ in the last bits between machines.
+    """
+    with threadpool_limits(limits=1):
+        return _train_model(train, test, config or TrainingConfig(), progress)
+
+
+def _train_model(
+    train: Dataset, test: Dataset | None, config: TrainingConfig, progress: Progress
+) -> TrainingResult:
     _check_training_data(train, config)
     durations: dict[str, float] = {}
     candidates: list[CVResult] = []
@@ -149,8 +160,7 @@ def train_model(
         "chosen": _chosen_metrics(chosen, train.y, threshold) if chosen else None,
     }
     if test is not None:
-        with threadpool_limits(limits=1):
-            test_proba = pipeline.predict_proba(test.X)[:, 1]
+        test_proba = pipeline.predict_proba(test.X)[:, 1]
         metrics["test"] = classification_metrics(test.y, test_proba, threshold)
         metrics["test_at_0_5"] = classification_metrics(test.y, test_proba, 0.5)
         metrics["test_by_group"] = {
