@@ -145,9 +145,10 @@ def test_fresh_full_run_reproduces_the_release(released, tmp_path):
     assert fresh.threshold == released.threshold
     ours = _without(stable_fields(fresh.manifest), BUDGET_PATHS)
     theirs = _without(stable_fields(released.manifest), BUDGET_PATHS)
-    # Cross-validation summaries of the candidates are sums of BLAS results computed in parallel
-    # folds; their last bits can differ between runs (seen once: logistic regression's log-loss
-    # mean at 4e-14 relative). They must agree to 1e-9; everything else, byte for byte.
+    # Cross-validation summaries go through BLAS (logistic regression's solver, log loss). Training
+    # now pins BLAS to one thread, which made them reproducible here; before, OpenBLAS's thread count
+    # (cores, n_jobs) moved them by up to 4e-9 relative. The tolerance stays as a guard against
+    # kernels that differ by CPU; everything else, byte for byte.
     ours_cv, theirs_cv = ours["metrics"].pop("cv"), theirs["metrics"].pop("cv")
     assert json.dumps(ours, sort_keys=True, indent=1) == json.dumps(theirs, sort_keys=True, indent=1)
     assert _numbers(ours_cv) == pytest.approx(_numbers(theirs_cv), rel=1e-9, abs=1e-12)
