@@ -80,6 +80,15 @@ class GraphCut:
             ]
         return np.fromiter(codes, dtype=np.intp, count=n_rows)
 
+    def code_of_one(self, name: str, values: Sequence[object] | None) -> int:
+        """:meth:`codes` of a one-row column, as a Python int."""
+        index = self.indexes[name]
+        if values is None:
+            return index[None]
+        if isinstance(values, CodedColumn):
+            return int(self.codes(name, values, 1)[0])
+        return _code(index, values[0])
+
     def columns_of(self, name: str) -> set[int]:
         """The categorical block's columns that belong to feature ``name``."""
         return {column for column in self.indexes[name].values() if column >= 0}

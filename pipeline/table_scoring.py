@@ -13,6 +13,7 @@ check is cheap) is scored by the full graph, never approximately.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from pipeline.schema import CategoricalFeature, NumericFeature, Schema
 from pipeline.tree_tables import InputLayout, TreeTables, TreeTablesError
 
 VERIFY_RANDOM_ROWS = 2048
+VERIFY_SINGLE_ROWS = 256
+"""Verification rows also scored one call each (one-row calls have a path of their own)."""
 _VERIFY_SEED = 20261203
 
 
@@ -53,10 +56,20 @@ class TableScorer:
         """P(positive) per row: exactly what the full graph returns for ``columns``."""
         n_rows = self._feeds.row_count(columns)
         numeric = self._cut.numeric_values(self._feeds, columns, n_rows)
+        if n_rows == 1:
+            return self._predict_row(columns, numeric)
         if np.isnan(numeric).any():
             return predict_positive(self._full_session, self._feeds.build(columns))
         codes = {name: self._cut.codes(name, columns.get(name), n_rows) for name in self._schema.categorical}
         return self._tables.probabilities(numeric, codes)
+
+    def _predict_row(self, columns: Mapping[str, Sequence[object]], numeric: np.ndarray) -> np.ndarray:
+        """:meth:`predict` of a one-row call, through :meth:`TreeTables.row_probability`."""
+        row = numeric[0].tolist()
+        if any(math.isnan(value) for value in row):
+            return predict_positive(self._full_session, self._feeds.build(columns))
+        codes = {name: self._cut.code_of_one(name, columns.get(name)) for name in self._schema.categorical}
+        return np.array([self._tables.row_probability(row, codes)])
 
 
 def build_table_scorer(model_bytes: bytes, schema: Schema, full_session: Any) -> TableScorer:
@@ -80,10 +93,17 @@ def build_table_scorer(model_bytes: bytes, schema: Schema, full_session: Any) ->
         scorer.predict({name: values[start : start + size] for name, values in columns.items()})
         for start, size in ((0, 1), (1, 2), (3, 3))
     ]
+    # One-row calls take their own path (scalars, libm's expf on every value): rows spread over
+    # the whole batch, so every stretch of targeted probes and the random rows are in it.
+    single = np.linspace(0, len(expected) - 1, VERIFY_SINGLE_ROWS).astype(int)
+    singles = [
+        scorer.predict({name: values[row : row + 1] for name, values in columns.items()}) for row in single
+    ]
     for actual, wanted in (
         (scorer.predict(columns), expected),
         (np.concatenate(small), expected),
         (np.concatenate(tiny), expected[:6]),
+        (np.concatenate(singles), expected[single]),
     ):
         _require_equal(wanted, actual)
     return scorer

@@ -37,8 +37,9 @@ class OnnxEngine:
 
     Calls of at least ``table_min_rows`` rows go to the graph's trees compiled into lookup tables
     (:mod:`pipeline.table_scoring`), which return the graph's own probabilities bit for bit and are
-    several times faster on large batches; smaller calls, where a table pass costs more than a
-    graph run, use the session.
+    several times faster on large batches; so do calls of one row (a single record), which the
+    tables score with Python scalars in under half a graph run. Calls in between, where a table
+    pass costs more than a graph run, use the session.
     """
 
     name = ENGINE_ONNX
@@ -67,7 +68,9 @@ class OnnxEngine:
         except (TableScorerError, ImportError) as exc:  # the graph then scores every call
             self.tables_status = f"unavailable: {exc}"
         else:
-            self.tables_status = f"on for calls of {self._table_min_rows}+ rows ({self._tables.description})"
+            self.tables_status = (
+                f"on for calls of 1 row and of {self._table_min_rows}+ rows ({self._tables.description})"
+            )
 
     @classmethod
     def load(cls, model_dir: Path, table_min_rows: int = 0) -> OnnxEngine:
@@ -92,8 +95,10 @@ class OnnxEngine:
 
     def predict_proba(self, columns: Mapping[str, Sequence[object]]) -> np.ndarray:
         """P(positive label) per row, from per-column tensors built straight from ``columns``."""
-        if self._tables is not None and self._feeds.row_count(columns) >= self._table_min_rows:
-            return self._tables.predict(columns)
+        if self._tables is not None:
+            n_rows = self._feeds.row_count(columns)
+            if n_rows == 1 or n_rows >= self._table_min_rows:
+                return self._tables.predict(columns)
         return predict_positive(self._session, self._feeds.build(columns))
 
 

@@ -49,13 +49,21 @@ def test_tables_reproduce_the_graph_bit_for_bit(
         mismatches = np.flatnonzero(actual != expected)
         first = mismatches[:5]
         assert mismatches.size == 0, f"rows {first} differ: {actual[first]} vs {expected[first]}"
-        rows += len(expected)
+        # and every row alone, through the one-row path
+        n_rows = len(expected)
+        alone = np.concatenate(
+            [scorer.predict({k: v[i : i + 1] for k, v in columns.items()}) for i in range(n_rows)]
+        )
+        mismatches = np.flatnonzero(alone != expected)
+        first = mismatches[:5]
+        assert mismatches.size == 0, f"rows {first} alone differ: {alone[first]} vs {expected[first]}"
+        rows += n_rows
     assert rows > len(holdout.frame)
 
 
 def test_the_engine_uses_the_tables_from_the_configured_row_count(released_model_dir: Path, holdout) -> None:
     engine = OnnxEngine.load(released_model_dir, table_min_rows=300)
-    assert engine.tables_status.startswith("on for calls of 300+ rows")
+    assert engine.tables_status.startswith("on for calls of 1 row and of 300+ rows")
     calls: list[int] = []
     real = engine._tables.predict
 
@@ -71,7 +79,24 @@ def test_the_engine_uses_the_tables_from_the_configured_row_count(released_model
         alone = [engine.predict_proba(single)[0] for single in singles]
         together = engine.predict_proba(part)
         assert together[: len(alone)].tolist() == alone  # bitwise, whichever path scored the batch
-    assert calls == [300, 5000]
+    # every one-row call (1 + 3 x 50 singles) and the calls from 300 rows; never 299 rows
+    assert calls == [1, 1, *[1] * 50, *[1] * 50, 300, *[1] * 50, 5000]
+
+
+def test_a_one_row_call_whose_numbers_are_nan_is_scored_by_the_graph(
+    released_model_dir: Path, holdout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = OnnxEngine.load(released_model_dir, table_min_rows=256)
+    scorer = engine._tables
+    columns = {k: v[:1] for k, v in _holdout_columns(holdout, engine.schema).items()}
+    expected = predict_positive(_full_graph(released_model_dir), FeedBuilder(engine.schema).build(columns))
+    cut = scorer._cut
+    width = cut.numeric_width
+    monkeypatch.setattr(type(cut), "numeric_values", lambda self, feeds, cols, n: np.full((n, width), np.nan))
+    monkeypatch.setattr(
+        scorer._tables, "row_probability", lambda *a: pytest.fail("the tables scored a NaN row")
+    )
+    assert np.array_equal(engine.predict_proba(columns), expected)
 
 
 def test_tables_are_off_when_min_rows_is_zero(released_model_dir: Path) -> None:
@@ -93,6 +118,26 @@ def test_a_wrong_compilation_is_caught_by_the_verification(
     data = (released_model_dir / ONNX_FILE).read_bytes()
     with pytest.raises(TableScorerError, match=r"differ from the graph on \d+ of \d+ verification rows"):
         build_table_scorer(data, OnnxEngine.load(released_model_dir).schema, _full_graph(released_model_dir))
+
+
+def test_a_wrong_one_row_path_is_caught_by_the_verification(
+    released_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-row path is verified on its own: the same one-ULP error there must not pass either."""
+
+    def float32_exp_logistic_one(margin: float) -> float:
+        return float(float32_exp_logistic_of(np.array([margin]))[0])
+
+    monkeypatch.setattr(tree_tables, "logistic_one_like_onnxruntime", float32_exp_logistic_one)
+    data = (released_model_dir / ONNX_FILE).read_bytes()
+    with pytest.raises(TableScorerError, match=r"differ from the graph on \d+ of 256 verification rows"):
+        build_table_scorer(data, OnnxEngine.load(released_model_dir).schema, _full_graph(released_model_dir))
+
+
+def float32_exp_logistic_of(margins: np.ndarray) -> np.ndarray:
+    x = margins.astype(np.float32)
+    v = np.float32(1) / (np.float32(1) + np.exp(-np.abs(x)))
+    return np.where(x < 0, np.float32(1) - v, v).astype(np.float64)
 
 
 def test_a_graph_the_tables_do_not_reproduce_is_refused(released_model_dir: Path) -> None:
@@ -122,6 +167,8 @@ def test_the_logistic_replica_equals_libm_expf_everywhere() -> None:
     expected = np.where(x < 0, np.float32(1) - v, v).astype(np.float64)
     actual = tree_tables.logistic_like_onnxruntime(margins)
     assert np.array_equal(actual, expected)
+    one = np.array([tree_tables.logistic_one_like_onnxruntime(m) for m in margins[:20_000].tolist()])
+    assert np.array_equal(one, expected[:20_000])
 
 
 def test_verification_rows_cover_every_known_string_in_every_feature(released_model_dir: Path) -> None:
