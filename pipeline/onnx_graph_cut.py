@@ -5,7 +5,9 @@ encodes the categorical ones (string operators: ``LabelEncoder``, ``OneHotEncode
 both blocks and feeds the classifier. :func:`cut_graph` finds that concatenation and returns:
 
 * a session that computes the **numeric block** from the numeric inputs (cheap ONNX operators, kept
-  in ONNX Runtime so the imputation and scaling stay bit for bit the graph's own);
+  in ONNX Runtime so the imputation and scaling stay bit for bit the graph's own); and, when that
+  branch is the plain impute-then-scale chain in double, the same as a :class:`NumericPlan` of
+  Python arithmetic for one-row calls, where a session run's fixed cost would dominate;
 * for every categorical feature, a ``value -> one-hot column`` index, so the **categorical block**
   is a lookup per value instead of string operators. The index is not read from operator
   attributes: it is learned by feeding every string the branch's lookup operators know through
@@ -57,6 +59,8 @@ class GraphCut:
     probes: list[str]
     numeric_session: Any
     numeric_block: str
+    numeric_plan: NumericPlan | None = None
+    """The numeric branch as arithmetic, when it is the plain impute-then-scale chain (one-row calls)."""
 
     def numeric_values(
         self, feeds: FeedBuilder, columns: Mapping[str, Sequence[object]], n_rows: int
@@ -64,6 +68,13 @@ class GraphCut:
         """The numeric block (imputed and scaled by ONNX Runtime), ``[n_rows, numeric_width]``."""
         (block,) = self.numeric_session.run([self.numeric_block], feeds.build_numeric(columns, n_rows))
         return np.asarray(block).reshape(n_rows, self.numeric_width)
+
+    def numeric_row(self, feeds: FeedBuilder, columns: Mapping[str, Sequence[object]]) -> list[float]:
+        """:meth:`numeric_values` of a one-row call, as Python floats (arithmetic when there is a plan)."""
+        if self.numeric_plan is None:
+            return self.numeric_values(feeds, columns, 1)[0].tolist()
+        feed = feeds.build_numeric(columns, 1)
+        return self.numeric_plan.apply([float(feed[name][0, 0]) for name in self.numeric_plan.inputs])
 
     def codes(self, name: str, values: Sequence[object] | None, n_rows: int) -> np.ndarray:
         """The block column of each value of feature ``name`` (-1: none), as an int array."""
@@ -112,7 +123,8 @@ def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
     offsets[order[1]] = widths[order[0]]
     probes = _probe_values(model, schema)
     indexes = _learn_indexes(model, block_tensor, schema, probes, widths[block_tensor])
-    numeric_session = open_session(_subgraph(inferred, list(schema.numeric), [numeric_tensor]))
+    numeric_graph = _subgraph(inferred, list(schema.numeric), [numeric_tensor])
+    numeric_session = open_session(numeric_graph)
     return GraphCut(
         classifier=_only_consumer(model, merge.output[0]),
         numeric_offset=offsets[numeric_tensor],
@@ -123,7 +135,59 @@ def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
         probes=probes,
         numeric_session=numeric_session,
         numeric_block=numeric_tensor,
+        numeric_plan=_numeric_plan(numeric_graph, widths[numeric_tensor]),
     )
+
+
+@dataclass(frozen=True)
+class NumericPlan:
+    """``Concat`` of the inputs, ``Where(IsNaN, fill)``, ``Sub``, ``Div``: all in double, as here.
+
+    Python floats are IEEE doubles, and a subtraction or a division is correctly rounded however an
+    implementation vectorises it, so :meth:`apply` is the branch's own result, bit for bit (and the
+    load-time verification checks it on every kind of value).
+    """
+
+    inputs: tuple[str, ...]
+    fill: tuple[float, ...]
+    offset: tuple[float, ...]
+    divisor: tuple[float, ...]
+
+    def apply(self, values: list[float]) -> list[float]:
+        """The numeric block of one row from its input values (NaN: missing)."""
+        return [
+            ((fill if value != value else value) - offset) / divisor  # NaN != NaN
+            for value, fill, offset, divisor in zip(values, self.fill, self.offset, self.divisor, strict=True)
+        ]
+
+
+def _numeric_plan(subgraph: bytes, width: int) -> NumericPlan | None:
+    """The :class:`NumericPlan` of the numeric branch if it is exactly that chain, else None."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(subgraph)
+    nodes = list(model.graph.node)
+    if [node.op_type for node in nodes] != ["Concat", "IsNaN", "Where", "Sub", "Div"]:
+        return None
+    concat, isnan, where, sub, div = nodes
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    doubles = {i.name for i in model.graph.input if i.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE}
+    chained = (
+        list(isnan.input) == [concat.output[0]]
+        and list(where.input) == [isnan.output[0], where.input[1], concat.output[0]]
+        and list(sub.input) == [where.output[0], sub.input[1]]
+        and list(div.input) == [sub.output[0], div.input[1]]
+        and set(concat.input) <= doubles
+        and next((a.i for a in concat.attribute if a.name == "axis"), None) in (1, -1)
+    )
+    vectors = [constants.get(name) for name in (where.input[1], sub.input[1], div.input[1])]
+    if not chained or any(v is None or v.dtype != np.float64 or v.size != width for v in vectors):
+        return None
+    fill, offset, divisor = (tuple(v.reshape(-1).tolist()) for v in vectors)  # type: ignore[union-attr]
+    if len(concat.input) != width or any(value != value for value in fill):
+        return None
+    return NumericPlan(tuple(concat.input), fill, offset, divisor)
 
 
 def _producers(model: Any) -> dict[str, Any]:

@@ -55,17 +55,17 @@ class TableScorer:
     def predict(self, columns: Mapping[str, Sequence[object]]) -> np.ndarray:
         """P(positive) per row: exactly what the full graph returns for ``columns``."""
         n_rows = self._feeds.row_count(columns)
-        numeric = self._cut.numeric_values(self._feeds, columns, n_rows)
         if n_rows == 1:
-            return self._predict_row(columns, numeric)
+            return self._predict_row(columns)
+        numeric = self._cut.numeric_values(self._feeds, columns, n_rows)
         if np.isnan(numeric).any():
             return predict_positive(self._full_session, self._feeds.build(columns))
         codes = {name: self._cut.codes(name, columns.get(name), n_rows) for name in self._schema.categorical}
         return self._tables.probabilities(numeric, codes)
 
-    def _predict_row(self, columns: Mapping[str, Sequence[object]], numeric: np.ndarray) -> np.ndarray:
+    def _predict_row(self, columns: Mapping[str, Sequence[object]]) -> np.ndarray:
         """:meth:`predict` of a one-row call, through :meth:`TreeTables.row_probability`."""
-        row = numeric[0].tolist()
+        row = self._cut.numeric_row(self._feeds, columns)
         if any(math.isnan(value) for value in row):
             return predict_positive(self._full_session, self._feeds.build(columns))
         codes = {name: self._cut.code_of_one(name, columns.get(name)) for name in self._schema.categorical}

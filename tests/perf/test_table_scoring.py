@@ -92,7 +92,7 @@ def test_a_one_row_call_whose_numbers_are_nan_is_scored_by_the_graph(
     expected = predict_positive(_full_graph(released_model_dir), FeedBuilder(engine.schema).build(columns))
     cut = scorer._cut
     width = cut.numeric_width
-    monkeypatch.setattr(type(cut), "numeric_values", lambda self, feeds, cols, n: np.full((n, width), np.nan))
+    monkeypatch.setattr(type(cut), "numeric_row", lambda self, feeds, cols: [float("nan")] * width)
     monkeypatch.setattr(
         scorer._tables, "row_probability", lambda *a: pytest.fail("the tables scored a NaN row")
     )
@@ -231,3 +231,36 @@ def test_tables_too_large_in_all_leave_the_graph_scoring(quick_model_dir: Path) 
     assert engine.tables_status == (
         f"unavailable: the tables would need more than {tree_tables.MAX_TOTAL_CELLS} cells in all"
     )
+
+
+def test_the_numeric_plan_is_the_numeric_branch_bit_for_bit(released_model_dir: Path, holdout) -> None:
+    """One-row calls compute imputation and scaling in Python: equal to the branch's session, every bit."""
+    from pipeline.onnx_graph_cut import cut_graph
+
+    schema = OnnxEngine.load(released_model_dir).schema
+    cut = cut_graph((released_model_dir / ONNX_FILE).read_bytes(), schema)
+    assert cut.numeric_plan is not None and cut.numeric_plan.inputs == tuple(schema.numeric)
+    feeds = FeedBuilder(schema)
+    columns = _holdout_columns(holdout, schema)
+    for name in schema.numeric:  # missing values in every feature, and odd spellings of numbers
+        columns[name][:4] = [None, " 12 ", "?", 1e300]
+    n_rows = 3000
+    expected = cut.numeric_values(feeds, {k: v[:n_rows] for k, v in columns.items()}, n_rows)
+    for i in range(n_rows):
+        row = cut.numeric_row(feeds, {k: v[i : i + 1] for k, v in columns.items()})
+        assert row == expected[i].tolist(), f"row {i}"
+
+
+def test_a_numeric_branch_of_another_shape_has_no_plan(released_model_dir: Path) -> None:
+    import onnx
+
+    from pipeline.onnx_graph_cut import _numeric_plan, _subgraph, cut_graph
+
+    schema = OnnxEngine.load(released_model_dir).schema
+    data = (released_model_dir / ONNX_FILE).read_bytes()
+    cut = cut_graph(data, schema)
+    inferred = onnx.shape_inference.infer_shapes(onnx.load_from_string(data))
+    graph = onnx.load_from_string(_subgraph(inferred, list(schema.numeric), [cut.numeric_block]))
+    assert _numeric_plan(graph.SerializeToString(), cut.numeric_width) is not None
+    graph.graph.node[-1].op_type = "Mul"
+    assert _numeric_plan(graph.SerializeToString(), cut.numeric_width) is None
