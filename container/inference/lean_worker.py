@@ -21,6 +21,7 @@ import io
 import socket
 import sys
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from gunicorn import util
@@ -133,8 +134,13 @@ def _environ(
     head: bytes, rest: bytes, client: socket.socket, addr: Any, listener: socket.socket
 ) -> dict[str, Any] | None:
     """The WSGI environ of a head the short path takes, else None."""
-    lines = head[:-4].split(b"\r\n")
-    if len(lines) > MAX_FIELDS + 1:
+    fields = head[:-4]
+    lines = fields.split(b"\r\n")
+    # No NUL, and every CR and LF part of a line break: gunicorn knows the rules for the rest.
+    breaks = len(lines) - 1
+    if len(lines) > MAX_FIELDS + 1 or fields.count(b"\r") != breaks or fields.count(b"\n") != breaks:
+        return None
+    if b"\0" in fields:
         return None
     request_line = lines[0].split(b" ")
     if len(request_line) != 3:
@@ -146,8 +152,8 @@ def _environ(
     environ: dict[str, Any] = {}
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
-        key = _environ_key(name.lower()) if colon else None
-        if key is None or key in environ or b"\n" in value or b"\r" in value or b"\0" in value:
+        key = _environ_key(name) if colon else None
+        if key is None or key in environ:
             return None  # gunicorn knows every rule for these (folding, duplicates, underscores...)
         environ[key] = value.strip(b" \t").decode("latin-1")
     length = environ.get("CONTENT_LENGTH", "")
@@ -177,8 +183,10 @@ def _environ(
     return environ
 
 
+@lru_cache(maxsize=256)  # nginx sends the same few names every time; odd ones just miss
 def _environ_key(name: bytes) -> str | None:
-    """``HTTP_ACCEPT`` for ``accept``; None for a name the short path leaves to gunicorn."""
+    """``HTTP_ACCEPT`` for ``Accept``; None for a name the short path leaves to gunicorn."""
+    name = name.lower()
     special = _SPECIAL.get(name)
     if special is not None:
         return special

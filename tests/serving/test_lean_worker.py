@@ -79,6 +79,10 @@ GUNICORN_PATH = {
     ),
     "folded header": nginx_request(JSON_BODY, JSON, extra="Accept: text/csv,\r\n application/json\r\n"),
     "head over the limit": nginx_request(JSON_BODY, JSON, extra=f"X-Pad: {'p' * 20_000}\r\n"),
+    "bare CR in a value": nginx_request(JSON_BODY, JSON, extra="X-Note: a\rb\r\n"),
+    "bare LF in a value": nginx_request(JSON_BODY, JSON, extra="X-Note: a\nb\r\n"),
+    "NUL in a value": nginx_request(JSON_BODY, JSON, extra="X-Note: a\0b\r\n"),
+    "bare LF ending a line": nginx_request(JSON_BODY, JSON, extra="X-Note: a\nX-Other: b\r\n"),
 }
 
 
