@@ -6,8 +6,11 @@ For one JSON record and one CSV row, through the real app built on the released 
 * ``wsgi_flask_route``: the same request through Flask's own WSGI callable (the route it bypasses);
 * ``log_line_stdlib`` / ``log_line_now``: one request line written the old way (``json.dumps`` +
   ``datetime.isoformat``) and the current way (to ``/dev/null``);
-* ``predict_proba`` (feed building + ``session.run`` + conversion), ``feed_build`` and the bare
-  ``session.run`` on a prebuilt feed.
+* ``predict_proba``: the engine's call for one record (the tree tables' one-row path when they
+  are on); ``predict_proba_graph``: the same record through the full graph (feed building +
+  ``session.run`` + conversion), how single records were scored before; ``feed_build`` and the
+  bare ``session.run`` on a prebuilt feed;
+* ``worker_environ``: the lean gunicorn worker's environ for nginx's request head.
 
 Thread CPU time per call (``time.thread_time``), ``--rounds`` interleaved rounds of ``--calls``
 calls, median round. Writes ``bench/results/app_path.json``.
@@ -21,6 +24,7 @@ import argparse
 import io
 import json
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -53,6 +57,14 @@ LOG_FIELDS = {
     "accept": "application/json",
     "records": 1,
 }
+
+
+NGINX_HEAD = (
+    b"POST /invocations HTTP/1.0\r\nX-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
+    b"X-Request-Start: t=1764820000.000\r\nHost: 127.0.0.1:8080\r\nContent-Length: 301\r\n"
+    b"Content-Type: application/json\r\nAccept: application/json\r\nUser-Agent: wrk\r\n\r\n"
+)
+"""What nginx sends upstream for wrk's request (bench_classic's load)."""
 
 
 def environ(body: bytes, content_type: str) -> dict[str, Any]:
@@ -110,11 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = ensure_model(args.model_dir, Path(tmp))
         os.environ.update(MODEL_DIR=str(model_dir), SERVE_RUN_DIR=tmp)
         from inference.app import create_app
+        from inference.lean_worker import _environ
         from inference.readiness import load_model_state
         from inference.request_log import log_event
         from inference.settings import load_settings
 
-        from pipeline.onnx_scoring import PROBABILITY_OUTPUT
+        from pipeline.onnx_scoring import PROBABILITY_OUTPUT, predict_positive
 
         state = load_model_state(model_dir)
         app = create_app(load_settings(), state)
@@ -136,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             "log_line_stdlib": lambda: stdlib_log_line(LOG_FIELDS),
             "log_line_now": lambda: log_event("info", "request", **LOG_FIELDS),
             "predict_proba": lambda: engine.predict_proba(columns),
+            "predict_proba_graph": lambda: predict_positive(engine._session, engine._feeds.build(columns)),
+            "worker_environ": lambda: _environ(NGINX_HEAD, b"", listener, "", listener),
             "feed_build": lambda: engine._feeds.build(columns),
             "bare_session_run": lambda: engine._session.run([PROBABILITY_OUTPUT], feed),
         }
+        listener = socket.socket(socket.AF_UNIX)  # the environ only asks for its name
         saved = os.dup(1)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)  # request lines go to stdout: measure writing them, not the terminal

@@ -107,7 +107,9 @@ class EndpointConfig:
 
 @dataclass(frozen=True)
 class LambdaConfig:
-    memory_mb: int = 512
+    # Lambda's CPU grows with memory; 1,024 MB is what docs/performance.md ("The Lambda hop")
+    # chose from bench/results/lambda_hop.json: ~0.7 s of init and ~1.9 ms of proxy CPU per call.
+    memory_mb: int = 1024
     timeout_seconds: int = 28
     runtime: str = "python3.12"
 

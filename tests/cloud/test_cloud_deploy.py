@@ -107,7 +107,7 @@ def test_deploy_creates_every_resource_with_the_configured_settings(stack: Stack
 
     # --- Lambda --------------------------------------------------------------------------------
     fn = stack.client("lambda").get_function(FunctionName="adult-income-proxy")["Configuration"]
-    assert fn["Timeout"] == 28 and fn["MemorySize"] == 512
+    assert fn["Timeout"] == 28 and fn["MemorySize"] == 1024
     assert fn["Handler"] == "lambda_proxy.handler.handler"
     assert fn["Role"] == f"arn:aws:iam::{ACCOUNT}:role/adult-income-lambda-proxy"
     env = fn["Environment"]["Variables"]
