@@ -147,6 +147,7 @@ def noop_program_dir(tmp: Path) -> Path:
     for name in ("gunicorn.conf.py", "nginx.conf", "inference"):
         if (CONTAINER / name).exists():
             (program / name).symlink_to(CONTAINER / name)
+    (program / "pipeline").symlink_to(REPO_ROOT / "pipeline")  # gunicorn.conf.py's hooks import it
     (program / "wsgi.py").write_text(NOOP_WSGI, encoding="utf-8")
     return program / "serve"
 

@@ -20,6 +20,7 @@ NUMBER = re.compile(r"(?<![\w.])[-\u2212]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 # Not quantities: timestamps (from the clock or a file's own date), checksums and commits, addresses.
 NOT_QUANTITIES = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:\+00:00|Z)?)?|\b[0-9a-f]{12,64}\b|127\.0\.0\.1"
+    r"|\bSHA-256\b"  # a name, not a quantity
 )
 
 JSON_SOURCES = (

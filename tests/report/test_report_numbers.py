@@ -36,6 +36,8 @@ def test_a_number_typed_by_hand_is_caught() -> None:
     # e.g. the old performance note's "100 trees" style of figure, or a stale metric
     text = "The forest has 137 trees and a test ROC AUC of 0.9391 at threshold 0.4025."
     assert [n for n, _ in unexplained_numbers(text)] == ["137", "0.9391", "0.4025"]
+    # an algorithm's name is not a figure; a number next to it still is
+    assert [n for n, _ in unexplained_numbers("SHA-256 checksums of 48,611 files")] == ["48,611"]
 
 
 def test_the_report_states_the_manifest_threshold_and_training_time(built_report, manifest) -> None:
