@@ -93,7 +93,7 @@ class EndpointConfig:
     autoscaling_max: int = 4
     # Derived from bench/results/engines.json for ml.m5.large (`python -m pipeline capacity`); a test in
     # tests/capacity keeps it equal to pipeline.capacity.plan.derived_default_target().
-    autoscaling_target_invocations: int = 75710
+    autoscaling_target_invocations: int = 173995
     serverless_memory_mb: int = 2048
     serverless_max_concurrency: int = 5
     # Blue/green updates: how long the new fleet bakes under the rollback alarms before the old one goes.
