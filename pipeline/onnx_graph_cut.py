@@ -124,7 +124,7 @@ def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
     probes = _probe_values(model, schema)
     indexes = _learn_indexes(model, block_tensor, schema, probes, widths[block_tensor])
     numeric_graph = _subgraph(inferred, list(schema.numeric), [numeric_tensor])
-    numeric_session = open_session(numeric_graph)
+    numeric_session = open_session(numeric_graph.SerializeToString())
     return GraphCut(
         classifier=_only_consumer(model, merge.output[0]),
         numeric_offset=offsets[numeric_tensor],
@@ -161,12 +161,12 @@ class NumericPlan:
         ]
 
 
-def _numeric_plan(subgraph: bytes, width: int) -> NumericPlan | None:
-    """The :class:`NumericPlan` of the numeric branch if it is exactly that chain, else None."""
+def _numeric_plan(model: Any, width: int) -> NumericPlan | None:
+    """The :class:`NumericPlan` of the numeric branch (an ONNX ``ModelProto``) if it is exactly that
+    chain, else None."""
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load_from_string(subgraph)
     nodes = list(model.graph.node)
     if [node.op_type for node in nodes] != ["Concat", "IsNaN", "Where", "Sub", "Div"]:
         return None
@@ -259,12 +259,12 @@ def _tensor_widths(inferred: Any, tensors: list[str]) -> dict[str, int]:
     return widths
 
 
-def _subgraph(inferred: Any, inputs: list[str], outputs: list[str]) -> bytes:
-    """The part of a shape-inferred model from ``inputs`` to ``outputs``, serialised."""
+def _subgraph(inferred: Any, inputs: list[str], outputs: list[str]) -> Any:
+    """The part of a shape-inferred model from ``inputs`` to ``outputs`` (a ``ModelProto``)."""
     import onnx.utils
 
     extractor = onnx.utils.Extractor(inferred)
-    return extractor.extract_model(inputs, outputs).SerializeToString()
+    return extractor.extract_model(inputs, outputs)
 
 
 def _probe_values(model: Any, schema: Schema) -> list[str]:

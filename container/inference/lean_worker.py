@@ -138,9 +138,12 @@ def _environ(
     lines = fields.split(b"\r\n")
     # No NUL, and every CR and LF part of a line break: gunicorn knows the rules for the rest.
     breaks = len(lines) - 1
-    if len(lines) > MAX_FIELDS + 1 or fields.count(b"\r") != breaks or fields.count(b"\n") != breaks:
-        return None
-    if b"\0" in fields:
+    if (
+        len(lines) > MAX_FIELDS + 1
+        or fields.count(b"\r") != breaks
+        or fields.count(b"\n") != breaks
+        or b"\0" in fields
+    ):
         return None
     request_line = lines[0].split(b" ")
     if len(request_line) != 3:
