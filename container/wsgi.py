@@ -11,8 +11,8 @@ from inference.settings import load_settings, pin_native_threads
 # Before numpy/scipy/OpenMP load: they size their thread pools from these variables at load time.
 pin_native_threads(os.environ)
 
-from inference.app import create_app  # noqa: E402 - must follow the thread pinning above
+from inference.invocations_wsgi import create_server  # noqa: E402 - must follow the thread pinning above
 from inference.readiness import load_model_state  # noqa: E402
 
 settings = load_settings()
-app = create_app(settings, load_model_state(settings.model_dir))
+app = create_server(settings, load_model_state(settings.model_dir))

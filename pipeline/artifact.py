@@ -2,9 +2,12 @@
 
 Layout (files at the root, as SageMaker's training job leaves them)::
 
-    model.joblib    the fitted scikit-learn Pipeline (preprocessing + classifier)
-    manifest.json   what the model is, how it was made, checksums of the other files
-    model_card.md   the human-readable model card
+    model.joblib        the fitted scikit-learn Pipeline (preprocessing + classifier)
+    manifest.json       what the model is, how it was made, checksums of the other files
+    model_card.md       the human-readable model card
+    model.onnx          the same pipeline as an ONNX graph (when it passed the parity gate)
+    scoring_tables.bin  the graph's trees compiled into lookup tables (pipeline.table_scoring),
+                        proven equal to the graph; the server reads them instead of compiling
 
 Writing is atomic (a temporary directory, then rename), so a failed run never leaves a
 half-written model directory. Loading checks the manifest's SHA-256 of ``model.joblib`` *before*
@@ -34,7 +37,9 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "model_card.md"
 ONNX_FILE = "model.onnx"  # optional: present when the ONNX export passed its parity gate
-ARTIFACT_FILES = (MODEL_FILE, MANIFEST_FILE, CARD_FILE, ONNX_FILE)
+TABLES_FILE = "scoring_tables.bin"  # optional: present when the graph's trees compiled into tables
+ARTIFACT_FILES = (MODEL_FILE, MANIFEST_FILE, CARD_FILE, ONNX_FILE, TABLES_FILE)
+_OPTIONAL_FILES = (ONNX_FILE, TABLES_FILE)
 # Fixed tar entry time (1980-01-01, the earliest zip time; 0 upsets some tools): with sorted entries,
 # fixed owners and gzip mtime 0 the same model directory always gives the same model.tar.gz bytes.
 TAR_MTIME = 315_532_800
@@ -87,11 +92,13 @@ def write_artifact(
     *,
     overwrite: bool = False,
     onnx_model: bytes | None = None,
+    scoring_tables: bytes | None = None,
 ) -> dict[str, Any]:
     """Write ``pipeline``, the model card and the completed manifest to ``model_dir`` atomically.
 
     ``onnx_model`` (the graph that passed :mod:`pipeline.onnx_export`'s parity gate) is written as
     ``model.onnx`` and checksummed like the other files; without it no ``model.onnx`` is left behind.
+    ``scoring_tables`` (:func:`pipeline.table_scoring.export_tables` of that graph) likewise.
 
     The manifest gets ``format_version`` and ``artifact_files`` (SHA-256 of the other files) added;
     the completed manifest is returned. ``model_dir`` may not exist yet, or be empty (such as
@@ -107,9 +114,10 @@ def write_artifact(
         joblib.dump(pipeline, staging / MODEL_FILE, compress=3)
         (staging / CARD_FILE).write_text(model_card, encoding="utf-8")
         files = [MODEL_FILE, CARD_FILE]
-        if onnx_model is not None:
-            (staging / ONNX_FILE).write_bytes(onnx_model)
-            files.append(ONNX_FILE)
+        for name, content in ((ONNX_FILE, onnx_model), (TABLES_FILE, scoring_tables)):
+            if content is not None:
+                (staging / name).write_bytes(content)
+                files.append(name)
         completed = {"format_version": FORMAT_VERSION, **manifest}
         completed["artifact_files"] = {name: file_sha256(staging / name) for name in files}
         (staging / MANIFEST_FILE).write_text(dump_manifest(completed), encoding="utf-8")
@@ -353,8 +361,9 @@ def _install(staging: Path, model_dir: Path) -> None:
     # it does not match.
     with contextlib.suppress(FileNotFoundError):
         (model_dir / MANIFEST_FILE).unlink()
-    with contextlib.suppress(FileNotFoundError):
-        (model_dir / ONNX_FILE).unlink()  # a previous model's graph must not outlive it
-    for name in (MODEL_FILE, CARD_FILE, ONNX_FILE, MANIFEST_FILE):
+    for name in _OPTIONAL_FILES:  # a previous model's graph and tables must not outlive it
+        with contextlib.suppress(FileNotFoundError):
+            (model_dir / name).unlink()
+    for name in (MODEL_FILE, CARD_FILE, *_OPTIONAL_FILES, MANIFEST_FILE):
         if (staging / name).exists():
             shutil.move(str(staging / name), str(model_dir / name))

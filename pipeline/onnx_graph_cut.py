@@ -49,7 +49,8 @@ class GraphCut:
     """The graph's preprocessing, split into a numeric session and categorical indexes."""
 
     classifier: Any
-    """The node (an ONNX ``NodeProto``) that consumes the concatenated blocks."""
+    """The node (an ONNX ``NodeProto``) that consumes the concatenated blocks; None in a cut read
+    back with :meth:`from_state` (the classifier is only needed to compile the tables)."""
     numeric_offset: int
     numeric_width: int
     categorical_offset: int
@@ -59,6 +60,8 @@ class GraphCut:
     probes: list[str]
     numeric_session: Any
     numeric_block: str
+    numeric_model: bytes
+    """The numeric branch as a serialised ONNX model (what ``numeric_session`` runs)."""
     numeric_plan: NumericPlan | None = None
     """The numeric branch as arithmetic, when it is the plain impute-then-scale chain (one-row calls)."""
 
@@ -100,6 +103,57 @@ class GraphCut:
             return int(self.codes(name, values, 1)[0])
         return _code(index, values[0])
 
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], bytes]:
+        """What :meth:`from_state` needs: JSON-ready fields, named arrays and the numeric model."""
+        meta: dict[str, Any] = {
+            "numeric_offset": self.numeric_offset,
+            "numeric_width": self.numeric_width,
+            "categorical_offset": self.categorical_offset,
+            "categorical_width": self.categorical_width,
+            "numeric_block": self.numeric_block,
+            "probes": self.probes,
+            # Lists of pairs: a JSON object's keys cannot be null (missing is None here).
+            "indexes": {name: list(index.items()) for name, index in self.indexes.items()},
+            "numeric_plan": None,
+        }
+        arrays: dict[str, np.ndarray] = {}
+        if self.numeric_plan is not None:
+            meta["numeric_plan"] = list(self.numeric_plan.inputs)
+            for field in ("fill", "offset", "divisor"):
+                arrays[f"plan_{field}"] = np.array(getattr(self.numeric_plan, field), dtype=np.float64)
+        return meta, arrays, self.numeric_model
+
+    @classmethod
+    def from_state(
+        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], numeric_model: bytes
+    ) -> GraphCut:
+        """The cut :meth:`state` described, with a session opened on its numeric model."""
+        try:
+            plan = None
+            if meta["numeric_plan"] is not None:
+                plan = NumericPlan(
+                    tuple(meta["numeric_plan"]),
+                    *(tuple(arrays[f"plan_{field}"].tolist()) for field in ("fill", "offset", "divisor")),
+                )
+            return cls(
+                classifier=None,
+                numeric_offset=int(meta["numeric_offset"]),
+                numeric_width=int(meta["numeric_width"]),
+                categorical_offset=int(meta["categorical_offset"]),
+                categorical_width=int(meta["categorical_width"]),
+                indexes={
+                    name: {value: int(code) for value, code in pairs}
+                    for name, pairs in meta["indexes"].items()
+                },
+                probes=list(meta["probes"]),
+                numeric_session=open_session(numeric_model),
+                numeric_block=str(meta["numeric_block"]),
+                numeric_model=numeric_model,
+                numeric_plan=plan,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GraphCutError(f"the saved cut is incomplete: {type(exc).__name__}: {exc}") from None
+
     def columns_of(self, name: str) -> set[int]:
         """The categorical block's columns that belong to feature ``name``."""
         return {column for column in self.indexes[name].values() if column >= 0}
@@ -124,7 +178,7 @@ def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
     probes = _probe_values(model, schema)
     indexes = _learn_indexes(model, block_tensor, schema, probes, widths[block_tensor])
     numeric_graph = _subgraph(inferred, list(schema.numeric), [numeric_tensor])
-    numeric_session = open_session(numeric_graph.SerializeToString())
+    numeric_model = numeric_graph.SerializeToString()
     return GraphCut(
         classifier=_only_consumer(model, merge.output[0]),
         numeric_offset=offsets[numeric_tensor],
@@ -133,8 +187,9 @@ def cut_graph(model_bytes: bytes, schema: Schema) -> GraphCut:
         categorical_width=widths[block_tensor],
         indexes=indexes,
         probes=probes,
-        numeric_session=numeric_session,
+        numeric_session=open_session(numeric_model),
         numeric_block=numeric_tensor,
+        numeric_model=numeric_model,
         numeric_plan=_numeric_plan(numeric_graph, widths[numeric_tensor]),
     )
 

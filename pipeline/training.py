@@ -71,6 +71,7 @@ class TrainingResult:
     train_labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     onnx_model: bytes | None = None  # the exported graph, when it passed the ONNX parity gate
+    scoring_tables: bytes | None = None  # that graph's trees as proven lookup tables (table_scoring)
     candidates: list[CVResult] = field(default_factory=list)
     search: SearchResult | None = None
     chosen: CVResult | None = None
@@ -182,9 +183,14 @@ def _train_model(
     onnx = export_with_parity_gate(pipeline, schema, threshold, test.frame if test is not None else None)
     durations["onnx_export"] = time.perf_counter() - start
     progress(f"engine: {onnx.engine} ({onnx.reason})")
+    start = time.perf_counter()
+    scoring_tables, tables_fields = _scoring_tables(onnx.model_bytes, schema)
+    durations["scoring_tables"] = time.perf_counter() - start
+    progress(f"scoring tables: {tables_fields.get('reason') or str(tables_fields['bytes']) + ' bytes'}")
     manifest = json_ready(
         {
             **onnx.manifest_fields(),
+            "scoring_tables": tables_fields,
             "model": {
                 "name": name,
                 "estimator": _qualified_name(estimator),
@@ -220,10 +226,27 @@ def _train_model(
         train_labels=train.y,
         test_labels=test.y if test is not None else None,
         onnx_model=onnx.model_bytes,
+        scoring_tables=scoring_tables,
         candidates=candidates,
         search=searched,
         chosen=chosen,
     )
+
+
+def _scoring_tables(model_bytes: bytes | None, schema: Schema) -> tuple[bytes | None, dict[str, Any]]:
+    """The graph's compiled, proven tables for the artifact (the server then reads instead of
+    compiling them), and the manifest's ``scoring_tables`` fields; no tables and the reason if the
+    graph's trees do not compile (the server then scores with the graph alone)."""
+    from pipeline.artifact import TABLES_FILE
+    from pipeline.table_scoring import TABLES_FORMAT, TableScorerError, export_tables
+
+    if model_bytes is None:
+        return None, {"reason": "no ONNX graph to compile"}
+    try:
+        data = export_tables(model_bytes, schema)
+    except TableScorerError as exc:
+        return None, {"reason": f"not compiled: {exc}"}
+    return data, {"file": TABLES_FILE, "format": TABLES_FORMAT, "bytes": len(data)}
 
 
 def schema_from_training(train: Dataset, base: Schema = SCHEMA) -> Schema:
@@ -402,5 +425,6 @@ def train_to_directory(
         result.model_card,
         overwrite=overwrite,
         onnx_model=result.onnx_model,
+        scoring_tables=result.scoring_tables,
     )
     return result, manifest

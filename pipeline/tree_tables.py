@@ -107,36 +107,105 @@ class TreeTables:
     """
 
     def __init__(
-        self, thresholds: dict[int, np.ndarray], trees: list[_Tree], base: float, layout: InputLayout
+        self,
+        thresholds: dict[int, np.ndarray],
+        base: float,
+        all_tables: np.ndarray,
+        offsets: np.ndarray,
+        local_codes: dict[str, tuple[np.ndarray, np.ndarray]],
+        groups: list[_KeyGroup],
+        rows: list[np.ndarray],
     ) -> None:
+        """The assembled tables (:meth:`compile` builds them; :meth:`from_state` reads them back)."""
         self._thresholds = thresholds
         self._base = base
-        # One array for every table, so one ``take`` reads every tree's leaf.
-        self._all_tables = np.concatenate([tree.table for tree in trees])
-        offsets = np.cumsum([0] + [tree.table.size for tree in trees[:-1]]).astype(np.int32)
-        self._local_codes = _local_codes(layout)
-        cardinality: dict[Key, int] = {("numeric", c): len(b) + 1 for c, b in thresholds.items()}
-        cardinality.update({name: len(codes_of) for name, (codes_of, _) in self._local_codes.items()})
-        self._groups = _group_keys([tree.keys for tree in trees], cardinality)
-        local_trees = [_local_tree(tree, self._local_codes) for tree in trees]
-        # Built before the fork, so the workers share them. Each tree's table offset is folded
-        # into the first group's rows (int32 suffices: MAX_TOTAL_CELLS < 2**31).
-        self._rows = [
-            np.stack([group.remap(tree) for tree in local_trees], axis=1).astype(np.int32)
-            for group in self._groups
-        ]
-        if self._rows:
-            self._rows[0] += offsets
+        self._all_tables = all_tables
+        """Every tree's table, one after another: one ``take`` reads every tree's leaf."""
+        self._local_codes = local_codes
+        self._groups = groups
+        self._rows = rows
+        """Per key group, ``[joint index, tree]`` cell offsets; the first group's include each
+        tree's table offset (int32 suffices: MAX_TOTAL_CELLS < 2**31)."""
+        self._offsets = offsets
         self._offsets_row = offsets[None, :]
-        self.chunk_rows = max(1, CHUNK_LEAF_BYTES // (8 * max(1, len(trees))))
+        self.chunk_rows = max(1, CHUNK_LEAF_BYTES // (8 * max(1, offsets.size)))
         """Rows scored at once; larger calls go in chunks of this many rows."""
         # The same tables as Python lists and ints, for one row at a time (:meth:`row_probability`).
         self._row_bounds = [(column, bounds.tolist()) for column, bounds in thresholds.items()]
-        self._row_local = [(name, local_of.tolist()) for name, (_, local_of) in self._local_codes.items()]
+        self._row_local = [(name, local_of.tolist()) for name, (_, local_of) in local_codes.items()]
         self._row_groups = [
             (tuple(zip(group.keys, group.sizes, strict=True)), rows)
-            for group, rows in zip(self._groups, self._rows, strict=True)
+            for group, rows in zip(groups, rows, strict=True)
         ]
+
+    @classmethod
+    def _assemble(
+        cls, thresholds: dict[int, np.ndarray], trees: list[_Tree], base: float, layout: InputLayout
+    ) -> TreeTables:
+        all_tables = np.concatenate([tree.table for tree in trees])
+        offsets = np.cumsum([0] + [tree.table.size for tree in trees[:-1]]).astype(np.int32)
+        local_codes = _local_codes(layout)
+        cardinality: dict[Key, int] = {("numeric", c): len(b) + 1 for c, b in thresholds.items()}
+        cardinality.update({name: len(codes_of) for name, (codes_of, _) in local_codes.items()})
+        groups = _group_keys([tree.keys for tree in trees], cardinality)
+        local_trees = [_local_tree(tree, local_codes) for tree in trees]
+        rows = [
+            np.stack([group.remap(tree) for tree in local_trees], axis=1).astype(np.int32) for group in groups
+        ]
+        if rows:
+            rows[0] += offsets
+        return cls(thresholds, base, all_tables, offsets, local_codes, groups, rows)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What :meth:`from_state` needs: JSON-ready fields and named arrays."""
+        meta = {
+            "base": self._base,
+            "threshold_columns": list(self._thresholds),
+            "categorical": list(self._local_codes),
+            "groups": [
+                {
+                    "keys": [list(key) if isinstance(key, tuple) else key for key in group.keys],
+                    "sizes": group.sizes,
+                }
+                for group in self._groups
+            ],
+        }
+        arrays = {"all_tables": self._all_tables, "offsets": self._offsets}
+        arrays.update({f"thresholds_{column}": bounds for column, bounds in self._thresholds.items()})
+        for i, (plus_one, local_of) in enumerate(self._local_codes.values()):
+            arrays[f"plus_one_{i}"] = plus_one
+            arrays[f"local_of_{i}"] = local_of
+        arrays.update({f"rows_{i}": rows for i, rows in enumerate(self._rows)})
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TreeTables:
+        """The tables :meth:`state` described; TreeTablesError if a field or an array is missing."""
+        try:
+            thresholds = {int(c): arrays[f"thresholds_{c}"] for c in meta["threshold_columns"]}
+            local_codes = {
+                name: (arrays[f"plus_one_{i}"], arrays[f"local_of_{i}"])
+                for i, name in enumerate(meta["categorical"])
+            }
+            groups = [
+                _KeyGroup(
+                    tuple(tuple(key) if isinstance(key, list) else key for key in group["keys"]),
+                    tuple(int(size) for size in group["sizes"]),
+                )
+                for group in meta["groups"]
+            ]
+            rows = [arrays[f"rows_{i}"] for i in range(len(groups))]
+            return cls(
+                thresholds,
+                float(meta["base"]),
+                arrays["all_tables"],
+                arrays["offsets"],
+                local_codes,
+                groups,
+                rows,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TreeTablesError(f"the saved tables are incomplete: {type(exc).__name__}: {exc}") from None
 
     @property
     def n_cells(self) -> int:
@@ -150,16 +219,22 @@ class TreeTables:
 
     @classmethod
     def compile(cls, node: Any, layout: InputLayout) -> TreeTables:
-        """Tables for ``node`` (an ONNX ``TreeEnsembleClassifier``); TreeTablesError if not exact."""
+        """Tables for ``node`` (an ONNX ``TreeEnsembleClassifier``); TreeTablesError if not exact.
+
+        Every tree's table size is known before any tree is walked, so an ensemble over the caps
+        is refused at once (the quick model's took seconds to refuse, tree after tree)."""
         attributes = _attributes(node)
         nodes = _tree_nodes(attributes)
         thresholds = _global_thresholds(nodes, layout)
-        trees: list[_Tree] = []
-        total = 0
-        for _, tree_nodes in sorted(nodes.items()):
-            trees.append(_compile_tree(tree_nodes, layout, thresholds, MAX_TOTAL_CELLS - total))
-            total += trees[-1].table.size
-        return cls(thresholds, trees, attributes["base"], layout)
+        grids = [_tree_grid(tree_nodes, layout, thresholds) for _, tree_nodes in sorted(nodes.items())]
+        total = sum(grid.n_cells for grid in grids)
+        if total > MAX_TOTAL_CELLS:
+            raise TreeTablesError(f"the tables would need {total} cells in all (limit {MAX_TOTAL_CELLS})")
+        trees = [
+            _compile_tree(tree_nodes, grid, layout)
+            for (_, tree_nodes), grid in zip(sorted(nodes.items()), grids, strict=True)
+        ]
+        return cls._assemble(thresholds, trees, attributes["base"], layout)
 
     def margins(self, numeric: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
         """The ensemble's raw score per row, summed exactly as ONNX Runtime sums it."""
@@ -364,13 +439,24 @@ def _global_thresholds(
     return {column: np.array(sorted(values)) for column, values in sorted(found.items())}
 
 
-def _compile_tree(
-    tree: dict[int, dict[str, Any]],
-    layout: InputLayout,
-    thresholds: dict[int, np.ndarray],
-    budget: int = MAX_TOTAL_CELLS,
-) -> _Tree:
-    """One tree's table: the leaf weight for every combination of its keys' cells."""
+@dataclass(frozen=True)
+class _Grid:
+    """A tree's table shape: its keys, each key's representative value per cell, and remaps."""
+
+    keys: list[Key]
+    cells: list[np.ndarray]
+    remaps: list[np.ndarray]
+    sizes: list[int]
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod(self.sizes)) if self.sizes else 1
+
+
+def _tree_grid(
+    tree: dict[int, dict[str, Any]], layout: InputLayout, thresholds: dict[int, np.ndarray]
+) -> _Grid:
+    """Which keys one tree reads and the cells of each; TreeTablesError if its table is too large."""
     splits = [node for node in tree.values() if not node["leaf"]]
     keys: list[Key] = sorted({_key(node["feature"], layout) for node in splits}, key=str)
     cells: list[np.ndarray] = []  # per key: representative input values per cell
@@ -393,17 +479,22 @@ def _compile_tree(
                 remap[code + 1] = cell
             remaps.append(remap)
             cells.append(np.array([*own_codes, -1]))
-    sizes = [len(c) for c in cells]
-    n_cells = int(np.prod(sizes)) if sizes else 1
-    if n_cells > MAX_TABLE_CELLS:
-        raise TreeTablesError(f"a tree needs a table of {n_cells} cells (limit {MAX_TABLE_CELLS})")
-    if n_cells > budget:
-        raise TreeTablesError(f"the tables would need more than {MAX_TOTAL_CELLS} cells in all")
-    grid = np.indices(sizes).reshape(len(sizes), -1) if sizes else np.zeros((0, 1), dtype=np.intp)
-    table = _walk(tree, keys, cells, grid, layout)
+    grid = _Grid(keys, cells, remaps, [len(c) for c in cells])
+    if grid.n_cells > MAX_TABLE_CELLS:
+        raise TreeTablesError(f"a tree needs a table of {grid.n_cells} cells (limit {MAX_TABLE_CELLS})")
+    return grid
+
+
+def _compile_tree(tree: dict[int, dict[str, Any]], grid: _Grid, layout: InputLayout) -> _Tree:
+    """One tree's table: the leaf weight for every combination of its keys' cells."""
+    sizes = grid.sizes
+    cell_index = np.indices(sizes).reshape(len(sizes), -1) if sizes else np.zeros((0, 1), dtype=np.intp)
+    table = _walk(tree, grid.keys, grid.cells, cell_index, layout)
     strides = [int(np.prod(sizes[i + 1 :])) for i in range(len(sizes))]
-    scaled = tuple((remap * stride).astype(np.intp) for remap, stride in zip(remaps, strides, strict=True))
-    return _Tree(tuple(keys), scaled, table)
+    scaled = tuple(
+        (remap * stride).astype(np.intp) for remap, stride in zip(grid.remaps, strides, strict=True)
+    )
+    return _Tree(tuple(grid.keys), scaled, table)
 
 
 def _walk(

@@ -11,6 +11,8 @@ distinct text and added to the table.
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
 from inference.csv_fields import CsvFields
@@ -59,13 +61,13 @@ class _DirectSlots:
     def find(cls, hashes: np.ndarray, entries: np.ndarray, sentinel: int) -> _DirectSlots | None:
         """Slots for ``hashes`` (of ``entries``), empty slots holding ``sentinel``; None if too big."""
         n = len(hashes)
-        if n > cls.MAX_ENTRIES or len(np.unique(hashes)) != n:
+        if n > cls.MAX_ENTRIES or _distinct(hashes) != n:
             return None
         bits = max(6, (n * n).bit_length())  # ~n² slots: a random multiplier works ~60 % of tries
         shift = np.uint64(64 - bits)
         for multiplier in _MULTIPLIERS:
             slots = (hashes * multiplier) >> shift
-            if len(np.unique(slots)) == n:
+            if _distinct(slots) == n:
                 entry_at = np.full(1 << bits, sentinel, dtype=np.intp)
                 entry_at[slots.astype(np.intp)] = entries
                 return cls(multiplier, shift, entry_at)
@@ -76,8 +78,16 @@ class _DirectSlots:
         return self.entry_at.take(((hashes * self.multiplier) >> self.shift).astype(np.intp))
 
 
-_MULTIPLIERS = np.random.default_rng(0x5EED).integers(1, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + 1
-"""Fixed odd multipliers (reproducible), tried in turn for a collision-free slot table."""
+def _odd_multipliers(count: int, seed: int) -> np.ndarray:
+    """``count`` fixed odd 64-bit multipliers. The standard library's generator: importing
+    ``numpy.random`` took ~10 ms of the server's start-up. Fixed, as numpy's seeded ones were: the
+    slot tables are built from the schema's values, not from requests."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible, not a secret
+    return np.array([2 * rng.randrange(1, 2**63) + 1 for _ in range(count)], dtype=np.uint64)
+
+
+_MULTIPLIERS = _odd_multipliers(64, seed=0x5EED)
+"""Tried in turn for a collision-free slot table."""
 
 
 class KeyTable:
@@ -135,3 +145,8 @@ class KeyTable:
         for k in range(min(padded_words.shape[0], self._words.shape[0])):
             found &= self._words[k].take(entry) == padded_words[k]
         return np.where(found, entry, -1)
+
+
+def _distinct(values: np.ndarray) -> int:
+    """How many distinct values (``np.unique`` would import ``numpy.ma``: ~10 ms of start-up)."""
+    return len(set(values.tolist()))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.artifact import ONNX_FILE, schema_and_threshold, verify_artifact
+from pipeline.artifact import ONNX_FILE, TABLES_FILE, schema_and_threshold, verify_artifact
 from pipeline.onnx_scoring import FeedBuilder, open_session, predict_positive
 
 if TYPE_CHECKING:
@@ -59,24 +59,41 @@ class OnnxEngine:
             self._load_tables()
 
     def _load_tables(self) -> None:
-        from pipeline.table_scoring import TableScorerError, build_table_scorer
+        """The artifact's tables (proven against this session), else tables compiled now, else none."""
+        from pipeline.table_scoring import TableScorerError, build_table_scorer, load_table_scorer
 
-        try:
-            self._tables = build_table_scorer(
-                (self.model_dir / ONNX_FILE).read_bytes(), self.schema, self._session
-            )
-        except (TableScorerError, ImportError) as exc:  # the graph then scores every call
-            self.tables_status = f"unavailable: {exc}"
-        else:
-            self.tables_status = (
-                f"on for calls of 1 row and of {self._table_min_rows}+ rows ({self._tables.description})"
-            )
+        source = f"read from {TABLES_FILE}"
+        shipped = self.manifest.get("scoring_tables")
+        if TABLES_FILE in self.manifest["artifact_files"]:
+            try:
+                data = (self.model_dir / TABLES_FILE).read_bytes()
+                self._tables = load_table_scorer(data, self.schema, self._session)
+            except TableScorerError as exc:
+                source = f"compiled at start-up ({TABLES_FILE} not used: {exc})"
+        elif isinstance(shipped, dict) and shipped.get("reason"):  # training tried: no retry here
+            self.tables_status = f"unavailable: {shipped['reason']} (at training)"
+            return
+        else:  # an artifact from before training shipped tables
+            source = f"compiled at start-up (the artifact has no {TABLES_FILE})"
+        if self._tables is None:
+            try:
+                self._tables = build_table_scorer(
+                    (self.model_dir / ONNX_FILE).read_bytes(), self.schema, self._session
+                )
+            except (TableScorerError, ImportError) as exc:  # the graph then scores every call
+                self.tables_status = f"unavailable: {exc}"
+                return
+        self.tables_status = (
+            f"on for calls of 1 row and of {self._table_min_rows}+ rows, {source} "
+            f"({self._tables.description})"
+        )
 
     @classmethod
     def load(cls, model_dir: Path, table_min_rows: int = 0) -> OnnxEngine:
         """Verify every artifact checksum (model.onnx included), then open the graph.
 
-        ``table_min_rows`` > 0 also compiles and verifies the tree tables (see the class docstring).
+        ``table_min_rows`` > 0 also loads the tree tables (see the class docstring): the artifact's
+        ``scoring_tables.bin`` when it passes the load-time verification, else compiled from the graph.
         Raises ArtifactError subclasses for a missing/corrupt artifact and OnnxEngineError when
         the artifact has no ONNX graph or ONNX Runtime cannot load it.
         """

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,12 +227,22 @@ def test_keys_are_grouped_within_the_caps(released_model_dir: Path) -> None:
 
 
 def test_tables_too_large_in_all_leave_the_graph_scoring(quick_model_dir: Path) -> None:
-    """``train --quick``'s deep trees would need ~20 M cells (6 s at start-up): refused, with the reason."""
-    engine = OnnxEngine.load(quick_model_dir, table_min_rows=256)
-    assert engine._tables is None
-    assert engine.tables_status == (
-        f"unavailable: the tables would need more than {tree_tables.MAX_TOTAL_CELLS} cells in all"
+    """``train --quick``'s deep trees would need ~20 M cells: refused at training before any tree is
+    walked, with the reason in the manifest, which the server reports instead of trying again."""
+    reason = OnnxEngine.load(quick_model_dir).manifest["scoring_tables"]["reason"]
+    assert re.fullmatch(
+        rf"not compiled: the tables would need \d+ cells in all \(limit {tree_tables.MAX_TOTAL_CELLS}\)",
+        reason,
     )
+    started = time.perf_counter()
+    engine = OnnxEngine.load(quick_model_dir, table_min_rows=256)
+    assert time.perf_counter() - started < 1.0  # it used to try, for seconds, at every start
+    assert engine._tables is None
+    assert engine.tables_status == f"unavailable: {reason} (at training)"
+    with pytest.raises(TableScorerError, match=r"would need \d+ cells in all"):
+        build_table_scorer(
+            (quick_model_dir / ONNX_FILE).read_bytes(), engine.schema, _full_graph(quick_model_dir)
+        )
 
 
 def test_the_numeric_plan_is_the_numeric_branch_bit_for_bit(released_model_dir: Path, holdout) -> None:
