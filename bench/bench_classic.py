@@ -16,6 +16,10 @@ connection count (1, 8, 32): wrk requests/s, p50/p99, and server CPU per request
 round's figure and the load average before/after each load are in the file. Each stack's ratio
 to ``classic`` is computed from the same run.
 
+Cold start (``serve`` -> ``/ping`` 200 with every worker up) is the median of ``--cold-starts``
+starts of each stack, interleaved, after the stacks' Python code is byte-compiled as the image
+does (its Dockerfile runs ``compileall``): one start on a shared machine varies by ~0.1 s.
+
     .venv/bin/python bench/bench_classic.py                 # -> bench/results/classic.json
 """
 
@@ -26,10 +30,12 @@ import contextlib
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
+import requests  # noqa: E402
 from bench_engines import WRK_SCRIPT, StackRun, cpu_per_request, ensure_model, wrk  # noqa: E402
 from live import RECORD  # noqa: E402
 
@@ -126,10 +133,52 @@ def check(run: StackRun, body: dict[str, Path]) -> None:
             raise RuntimeError(f"{run.url}: {kind} answered {answer.status_code}: {answer.text[:300]}")
 
 
+def byte_compile(stacks: dict[str, tuple[Path, dict[str, str]]]) -> None:
+    """Compile every stack's Python code (and pipeline/), as the image's Dockerfile does."""
+    dirs = {str(REPO_ROOT / "pipeline")}
+    for serve, _ in stacks.values():
+        program = serve.resolve().parent
+        dirs.add(str(program.parent if (program.parent / "pipeline").is_dir() else program))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sorted(dirs)], check=True, capture_output=True)
+
+
+def first_requests(run: StackRun, count: int = 4) -> list[float]:
+    """Milliseconds of the first requests to a path only Flask's routing answers (a 404 on every
+    stack): a worker that builds its Flask app on first use pays for it here."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        requests.get(f"{run.url}/no-such-path", timeout=10)
+        times.append(round((time.perf_counter() - started) * 1000, 2))
+    return times
+
+
+def cold_starts(
+    stacks: dict[str, tuple[Path, dict[str, str]]], model_dir: Path, tmp: Path, args
+) -> dict[str, dict[str, Any]]:
+    """Each stack started and stopped ``args.cold_starts`` times, interleaved; every start and the medians."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in stacks}
+    for round_index in range(args.cold_starts):
+        print(f"cold start {round_index + 1}/{args.cold_starts}", flush=True)
+        for name, (serve, env) in stacks.items():
+            with StackRun(serve, model_dir, tmp / f"logs-{name}", workers=args.workers, env=env) as run:
+                runs[name].append({**run.cold_start, "first_routed_requests_ms": first_requests(run)})
+    return {
+        name: {
+            key: round(statistics.median(start[key] for start in starts), 3)
+            for key in ("first_ping_200_s", "all_workers_ready_s")
+        }
+        | {"starts": starts}
+        for name, starts in runs.items()
+    }
+
+
 def measure(stacks: dict[str, tuple[Path, dict[str, str]]], model_dir: Path, tmp: Path, args) -> dict:
-    """Start each stack alone (cold start), then run every load on every stack, round after round."""
+    """Cold starts (:func:`cold_starts`), then every load on every stack, round after round."""
     body = write_bodies(tmp)
     script = wrk_script(tmp)
+    byte_compile(stacks)
+    cold = cold_starts(stacks, model_dir, tmp, args)
     results: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as exit_stack:
         runs: dict[str, StackRun] = {}
@@ -138,7 +187,9 @@ def measure(stacks: dict[str, tuple[Path, dict[str, str]]], model_dir: Path, tmp
             exit_stack.enter_context(run)
             check(run, body)
             runs[name] = run
-            results[name] = {"cold_start": run.cold_start, "env": env, "serve": str(serve)}
+            results[name] = {"cold_start": cold[name], "env": env, "serve": str(serve)}
+        if args.cold_only:
+            return results
         for run in runs.values():  # warm-up
             load(run, body["json"], "json", 8, 2.0, script)
         raw: dict[tuple[str, str, int], list[dict]] = {}
@@ -193,6 +244,21 @@ def table(results: dict[str, dict], ratio: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def cold_table(results: dict[str, dict]) -> str:
+    """Markdown: each stack's median cold start and every start."""
+    lines = [
+        "| stack | cold start s (median) | first /ping 200 s (median) | every start s |",
+        "|---|---|---|---|",
+    ]
+    for name, stack in results.items():
+        cold = stack["cold_start"]
+        every = ", ".join(f"{start['all_workers_ready_s']:.3f}" for start in cold["starts"])
+        lines.append(
+            f"| {name} | {cold['all_workers_ready_s']:.3f} | {cold['first_ping_200_s']:.3f} | {every} |"
+        )
+    return "\n".join(lines)
+
+
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     """``NAME=ENV=VALUE[,ENV=VALUE]`` -> (NAME, {ENV: VALUE})."""
     name, _, assignments = text.partition("=")
@@ -210,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-before", action="store_true", help="skip the 'before' stack")
     parser.add_argument("--variant", action="append", default=[], help="NAME=ENV=VALUE[,ENV=VALUE]")
     parser.add_argument("--variant-serve", action="append", default=[], help="NAME=PATH to a serve script")
+    parser.add_argument("--cold-starts", type=int, default=7, help="cold starts per stack (default 7)")
+    parser.add_argument("--cold-only", action="store_true", help="measure cold starts only (no loads)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-classic-") as name:
@@ -226,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             variant_name, _, path = variant.partition("=")
             stacks[variant_name] = (Path(path).resolve(), {})
         results = measure(stacks, model_dir, tmp, args)
-    ratio = ratios(results)
+    ratio = {} if args.cold_only else ratios(results)
     report = {
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "python bench/bench_classic.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -241,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(table(results, ratio))
+    print(cold_table(results) if args.cold_only else table(results, ratio))
     print(f"wrote {args.out}")
     return 0
 
