@@ -14,9 +14,9 @@ import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from inference.errors import MethodNotAllowed, ModelNotReady, NotFound, ServingError
+from inference.errors import MethodNotAllowed, NotFound, ServingError
 from inference.invocations_wsgi import InvocationsWSGI
-from inference.readiness import READY_BODY, ModelState
+from inference.readiness import ModelState
 from inference.request_context import begin_request, error_parts, internal_error
 from inference.request_log import RequestTimer
 from inference.service import InvocationService, payload_too_large
@@ -57,9 +57,7 @@ def build_flask_app(settings: Settings, state: ModelState, service: InvocationSe
 
     @app.get("/ping")
     def ping() -> Response:
-        if not state.ready:
-            raise ModelNotReady(state.reason or "model is not loaded")
-        return Response(READY_BODY, status=200, content_type="application/json")
+        return Response(service.health(), status=200, content_type="application/json")
 
     @app.get("/execution-parameters")
     def execution_parameters() -> Response:

@@ -18,7 +18,7 @@ from inference.decoding import decode
 from inference.encoding import Labeller, encode
 from inference.errors import ModelNotReady, PayloadTooLarge
 from inference.memory import PAUSE_GC_FROM_BYTES, TRIM_FROM_BYTES, garbage_collection_paused
-from inference.readiness import ModelState
+from inference.readiness import READY_BODY, ModelState
 from inference.request_log import RequestTimer, log_event
 from inference.scoring import Deadline, score
 from inference.settings import Settings
@@ -39,6 +39,12 @@ class InvocationService:
             self.labeller = Labeller(
                 engine.threshold, engine.schema.positive_label, engine.schema.negative_label
             )
+
+    def health(self) -> bytes:
+        """The ``GET /ping`` body when the model is ready; ModelNotReady (503) with the reason if not."""
+        if not self.state.ready:
+            raise ModelNotReady(self.state.reason or "model is not loaded")
+        return READY_BODY
 
     def invoke(
         self,
