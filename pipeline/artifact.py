@@ -18,19 +18,20 @@ that trained it (pickles are only supported within one version).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
 import os
 import shutil
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.checksums import file_sha256
 from pipeline.schema import Schema
+
+if TYPE_CHECKING:
+    import tarfile
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
@@ -220,6 +221,9 @@ def package_model(model_dir: Path, tar_path: Path) -> Path:
     Entries are sorted, owned by 0/0 with mode 0644 and a fixed mtime; the gzip header has no name
     and mtime 0. The archive is written to a temporary file and renamed into place.
     """
+    import gzip  # packaging only: the server's start-up does not import these
+    import tarfile
+
     model_dir = Path(model_dir)
     tar_path = Path(tar_path)
     verify_artifact(model_dir)
@@ -256,6 +260,8 @@ def safe_extract(tar_path: Path, dest: Path) -> Path:
     Refuses, before writing anything: absolute names, ``..`` components, symbolic or hard links
     whose target resolves outside ``dest``, and device/FIFO entries.
     """
+    import tarfile
+
     tar_path = Path(tar_path)
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
