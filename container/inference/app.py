@@ -26,16 +26,15 @@ from inference.settings import Settings
 def create_app(settings: Settings, state: ModelState) -> Flask:
     """The app for an already loaded model ``state``, the lean path in front of its routes."""
     service = InvocationService(settings, state)
-    app = build_flask_app(settings, state, service)
+    app = build_flask_app(settings, service)
     app.wsgi_app = InvocationsWSGI(app.wsgi_app, service)  # type: ignore[method-assign]
     return app
 
 
-def build_flask_app(settings: Settings, state: ModelState, service: InvocationService) -> Flask:
+def build_flask_app(settings: Settings, service: InvocationService) -> Flask:
     """The routes alone, running ``service`` (loading happens once, before the workers fork)."""
     app = Flask("inference")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
-    app.extensions["model_state"] = state
 
     @app.before_request
     def _start() -> None:

@@ -115,15 +115,15 @@ def _respond(
 def create_server(settings: Settings, state: ModelState) -> InvocationsWSGI:
     """The WSGI app gunicorn serves: the lean path, with the Flask app built on first use."""
     service = InvocationService(settings, state)
-    return InvocationsWSGI(_FlaskOnFirstUse(settings, state, service), service)
+    return InvocationsWSGI(_FlaskOnFirstUse(settings, service), service)
 
 
 class _FlaskOnFirstUse:
     """The Flask app (:func:`inference.app.build_flask_app`), imported and built by the first request
     the lean path hands on; every request after that goes straight to it."""
 
-    def __init__(self, settings: Settings, state: ModelState, service: InvocationService) -> None:
-        self._arguments = (settings, state, service)
+    def __init__(self, settings: Settings, service: InvocationService) -> None:
+        self._arguments = (settings, service)
         self._app: WSGIApp | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -124,3 +124,23 @@ def test_a_short_body_is_a_json_400(capfd: pytest.CaptureFixture[str]) -> None:
     status, _headers, body, line = call(app.wsgi_app, env, capfd)
     assert status.startswith("400") and orjson.loads(body)["error"]["code"] == "malformed_body"
     assert b"9 of its 100" in body and line["status"] == 400
+
+
+@pytest.mark.parametrize("ready", [True, False], ids=["ready", "not ready"])
+def test_lean_ping_answers_like_the_flask_route(ready: bool, capfd: pytest.CaptureFixture[str]) -> None:
+    """Pings reach the app before the ready file exists (and when the model failed to load)."""
+    state = ModelState(engine=SlowEngine(0.0), ready=ready, reason=None if ready else "model is broken")
+    app = create_app(load_settings({}), state)
+    ping = {**environ(b"", {}), "REQUEST_METHOD": "GET", "PATH_INFO": "/ping"}
+    del ping["CONTENT_LENGTH"]
+    flask_wsgi, seen = app.wsgi_app._flask, []
+    app.wsgi_app._flask = lambda env, sr: seen.append(env["PATH_INFO"]) or flask_wsgi(env, sr)
+    fast = call(app.wsgi_app, dict(ping), capfd)
+    assert seen == []  # answered by the lean path, not handed to Flask
+    slow = call(flask_wsgi, dict(ping), capfd)
+    assert fast == slow
+    if ready:
+        assert fast[0] == "200 OK" and fast[2] == b'{"status":"ok"}'
+    else:
+        assert fast[0] == "503 SERVICE UNAVAILABLE"
+        assert orjson.loads(fast[2])["error"]["message"] == "model is broken"
