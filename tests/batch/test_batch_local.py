@@ -254,6 +254,13 @@ def test_retries_5xx_and_dropped_connections(tmp_path: Path, proxy) -> None:
     assert listing(tmp_path / "broken") == []
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (fields 14 and 15 of its stat line)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_retry_after_a_killed_worker(tmp_path: Path, released_model_dir, proxy_factory) -> None:
     server = ServeRun(released_model_dir, tmp_path / "logs", workers=1, env={"MAX_PAYLOAD_MB": "4"})
     server.start()
@@ -262,8 +269,13 @@ def test_retry_after_a_killed_worker(tmp_path: Path, released_model_dir, proxy_f
         victims: list[int] = []
 
         def kill_worker() -> None:
-            time.sleep(0.02)  # the request is being scored (a 4 MiB body, ~45,000 rows, takes ~100 ms)
+            # Only once the worker is working on this request (a 4 MiB body, ~45,000 rows, takes
+            # ~100 ms of CPU): killed while nginx still receives the body, the worker would be
+            # replaced before the request reaches it, which is not what this test is about.
             victim = server.gunicorn_workers()[0]
+            started, deadline = _cpu_seconds(victim), time.monotonic() + 10
+            while _cpu_seconds(victim) - started < 0.01 and time.monotonic() < deadline:
+                time.sleep(0.001)
             victims.append(victim)
             os.kill(victim, signal.SIGKILL)
 
