@@ -137,11 +137,7 @@ def load_table_scorer(data: bytes, schema: Schema, full_session: Any) -> TableSc
     scorer = TableScorer(schema, cut, tables, full_session)
     try:
         verify_table_scorer(scorer, schema, full_session, LOAD_VERIFY_RANDOM_ROWS, LOAD_VERIFY_SINGLE_ROWS)
-    except (
-        IndexError,
-        ValueError,
-        TypeError,
-    ) as exc:  # arrays that do not fit together: here, not in a request
+    except (IndexError, ValueError, TypeError) as exc:  # arrays that do not fit: found here, not in a request
         raise TableScorerError(f"the saved tables fail to score: {type(exc).__name__}: {exc}") from None
     return scorer
 

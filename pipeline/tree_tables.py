@@ -226,13 +226,13 @@ class TreeTables:
         attributes = _attributes(node)
         nodes = _tree_nodes(attributes)
         thresholds = _global_thresholds(nodes, layout)
-        grids = [_tree_grid(tree_nodes, layout, thresholds) for _, tree_nodes in sorted(nodes.items())]
+        ordered = [tree_nodes for _, tree_nodes in sorted(nodes.items())]
+        grids = [_tree_grid(tree_nodes, layout, thresholds) for tree_nodes in ordered]
         total = sum(grid.n_cells for grid in grids)
         if total > MAX_TOTAL_CELLS:
             raise TreeTablesError(f"the tables would need {total} cells in all (limit {MAX_TOTAL_CELLS})")
         trees = [
-            _compile_tree(tree_nodes, grid, layout)
-            for (_, tree_nodes), grid in zip(sorted(nodes.items()), grids, strict=True)
+            _compile_tree(tree_nodes, grid, layout) for tree_nodes, grid in zip(ordered, grids, strict=True)
         ]
         return cls._assemble(thresholds, trees, attributes["base"], layout)
 
@@ -446,7 +446,10 @@ class _Grid:
     keys: list[Key]
     cells: list[np.ndarray]
     remaps: list[np.ndarray]
-    sizes: list[int]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(c) for c in self.cells]
 
     @property
     def n_cells(self) -> int:
@@ -479,7 +482,7 @@ def _tree_grid(
                 remap[code + 1] = cell
             remaps.append(remap)
             cells.append(np.array([*own_codes, -1]))
-    grid = _Grid(keys, cells, remaps, [len(c) for c in cells])
+    grid = _Grid(keys, cells, remaps)
     if grid.n_cells > MAX_TABLE_CELLS:
         raise TreeTablesError(f"a tree needs a table of {grid.n_cells} cells (limit {MAX_TABLE_CELLS})")
     return grid

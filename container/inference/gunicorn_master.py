@@ -5,7 +5,9 @@ themselves do not all do it at once. Here the app is loaded once in the master b
 (``preload_app``), so the first workers are forked back to back: the last one used to be up a mean
 50 ms later for nothing. Replacements of dead workers keep gunicorn's pacing.
 
-Run as ``python -m inference.gunicorn_master`` with gunicorn's usual arguments.
+``serve`` calls :func:`main` in the process it forks for the master (``container/serve``,
+``_become_gunicorn``); ``python -m inference.gunicorn_master`` with gunicorn's usual arguments runs
+the same master by hand.
 """
 
 from __future__ import annotations

@@ -42,9 +42,12 @@ class InvocationService:
 
     def health(self) -> bytes:
         """The ``GET /ping`` body when the model is ready; ModelNotReady (503) with the reason if not."""
+        self._require_ready()
+        return READY_BODY
+
+    def _require_ready(self) -> None:
         if not self.state.ready:
             raise ModelNotReady(self.state.reason or "model is not loaded")
-        return READY_BODY
 
     def invoke(
         self,
@@ -57,8 +60,7 @@ class InvocationService:
     ) -> tuple[bytes, str]:
         """Run the pipeline for one request; the response body and its media type (or a ServingError)."""
         deadline = Deadline(self.settings.request_deadline_s, queued_s or 0.0)
-        if not self.state.ready:
-            raise ModelNotReady(self.state.reason or "model is not loaded")
+        self._require_ready()
         deadline.check("queueing")
         fmt = request_format(content_type)
         output = negotiate_accept(accept, self.default_accept)
